@@ -1,0 +1,51 @@
+# ember: `make` builds build/ember and the test guests; `make check` runs every test.
+CC      ?= gcc
+BUILD   ?= build
+CFLAGS_COMMON := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wvla \
+                 -Wno-missing-field-initializers -g -Isrc -MMD -MP
+CFLAGS  ?= -O2
+LDLIBS  := -lpthread
+SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+LIB_SRCS  := $(shell find src/core src/vmm -name '*.c' | sort)
+CLI_SRCS  := $(shell find src/cli -name '*.c' | sort)
+TEST_SRCS := $(shell find tests/unit tests/vm -name '*.c' 2>/dev/null | sort)
+
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+CLI_OBJS  := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
+SAN_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/san/%.o) $(TEST_SRCS:%.c=$(BUILD)/san/%.o)
+
+.PHONY: all check unit clean run bench guests
+all: $(BUILD)/ember guests
+
+$(BUILD)/ember: $(LIB_OBJS) $(CLI_OBJS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -c -o $@ $<
+
+# Unit and VM tests: one Criterion binary, built with ASan and UBSan.
+$(BUILD)/tests/ember-tests: $(SAN_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) -o $@ $^ -lcriterion $(LDLIBS)
+
+$(BUILD)/san/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) -O1 $(SAN) -Itests -c -o $@ $<
+
+include tests/guest/guest.mk
+
+check: all $(BUILD)/tests/ember-tests
+	EMBER_BUILD=$(abspath $(BUILD)) $(BUILD)/tests/ember-tests --jobs 2
+
+bench: all
+	bench/boot.sh
+
+run: all
+	$(BUILD)/ember run --kernel $(BUILD)/guest/pvh-guest.elf --cmdline "console=ttyS0"
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
