@@ -1,0 +1,114 @@
+/* `ember run`: flags to a vm_config, checks, then the monitor. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "core/log.h"
+#include "core/parse.h"
+#include "vmm/config.h"
+#include "vmm/vmm.h"
+
+#define EXIT_USAGE 2
+
+static void run_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: ember run --kernel PATH [--initrd PATH] [--cmdline STRING]\n"
+		"                 [--cpus N] [--memory MIB] [--verbose]\n"
+		"\n"
+		"Boots a Linux bzImage or an ELF kernel with a PVH note. The guest's COM1\n"
+		"is stdout (and stdin; Ctrl-A x quits when stdin is a terminal).\n"
+		"Exit status 0 when the guest powers off or resets.\n"
+		"  --kernel PATH    bzImage (boot protocol 2.12+) or PVH ELF\n"
+		"  --initrd PATH    initial ramdisk\n"
+		"  --cmdline STR    kernel command line\n"
+		"  --cpus N         vCPUs (default %d)\n"
+		"  --memory MIB     guest RAM in MiB (default %d)\n",
+		VM_DEFAULT_CPUS, VM_DEFAULT_MEM_MIB);
+}
+
+static int parse_number(const char *flag, const char *arg, uint64_t max, uint64_t *out)
+{
+	int ret = parse_u64(arg, out);
+
+	if (ret == 0 && *out <= max)
+		return 0;
+	log_err("%s: '%s' is not a %s", flag, arg,
+		ret == -EINVAL ? "number" : "number in range");
+	return -EINVAL;
+}
+
+static int parse_args(int argc, char **argv, struct vm_config *cfg)
+{
+	static const struct option opts[] = {
+		{"kernel", required_argument, NULL, 'k'}, {"initrd", required_argument, NULL, 'i'},
+		{"cmdline", required_argument, NULL, 'c'}, {"cpus", required_argument, NULL, 'p'},
+		{"memory", required_argument, NULL, 'm'},  {"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},	   {0},
+	};
+	uint64_t n;
+	int c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k':
+			cfg->kernel_path = optarg;
+			break;
+		case 'i':
+			cfg->initrd_path = optarg;
+			break;
+		case 'c':
+			cfg->cmdline = optarg;
+			break;
+		case 'p':
+			if (parse_number("--cpus", optarg, UINT32_MAX, &n))
+				return -EINVAL;
+			cfg->ncpus = (uint32_t)n;
+			break;
+		case 'm':
+			if (parse_number("--memory", optarg, UINT64_MAX >> 20, &n))
+				return -EINVAL;
+			cfg->mem_mib = n;
+			break;
+		case 'v':
+			log_set_level(LOG_DEBUG);
+			break;
+		case 'h':
+			run_usage(stdout);
+			return 1;
+		case ':':
+			log_err("%s: needs a value", argv[optind - 1]);
+			return -EINVAL;
+		default:
+			log_err("run: unknown option '%s' (try 'ember run --help')",
+				argv[optind - 1]);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		log_err("run: unexpected argument '%s'", argv[optind]);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	struct vm_config cfg;
+	char err[512];
+	int ret;
+
+	vm_config_defaults(&cfg);
+	ret = parse_args(argc, argv, &cfg);
+	if (ret)
+		return ret > 0 ? 0 : EXIT_USAGE;
+	if (vm_config_check_files(&cfg, err, sizeof(err)) ||
+	    vm_config_check_memory(&cfg, host_mem_mib(), err, sizeof(err))) {
+		log_err("%s", err);
+		return EXIT_USAGE;
+	}
+	return vmm_run(&cfg);
+}

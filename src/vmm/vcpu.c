@@ -1,0 +1,272 @@
+#include "vmm/vcpu.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "vmm/vm.h"
+#include "vmm/x86/cpu_boot.h"
+#include "vmm/x86/cpuid.h"
+#include "vmm/x86/msr.h"
+
+int vcpu_create(struct vcpu *vcpu, struct vm *vm, uint32_t id, const struct kvm_cpuid2 *cpuid,
+		char *err, unsigned long errlen)
+{
+	struct kvm_cpuid2 *mine;
+	int ret;
+
+	memset(vcpu, 0, sizeof(*vcpu));
+	vcpu->vm = vm;
+	vcpu->id = id;
+	vcpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)id);
+	if (vcpu->fd < 0) {
+		snprintf(err, errlen, "KVM_CREATE_VCPU %u: %m", id);
+		return -errno;
+	}
+	vcpu->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu->fd, 0);
+	if (vcpu->run == MAP_FAILED) {
+		snprintf(err, errlen, "mmap kvm_run of vcpu %u: %m", id);
+		ret = -errno;
+		goto err_fd;
+	}
+	mine = cpuid_for_vcpu(cpuid, id, vm->ncpus);
+	if (!mine) {
+		ret = -ENOMEM;
+		snprintf(err, errlen, "vcpu %u: CPUID: out of memory", id);
+		goto err_run;
+	}
+	ret = ioctl(vcpu->fd, KVM_SET_CPUID2, mine) ? -errno : 0;
+	free(mine);
+	if (ret) {
+		snprintf(err, errlen, "vcpu %u: KVM_SET_CPUID2: %s", id, strerror(-ret));
+		goto err_run;
+	}
+	ret = msr_setup(vcpu->fd, err, errlen);
+	if (ret)
+		goto err_run;
+	ret = cpu_init_common(vcpu->fd);
+	if (ret) {
+		snprintf(err, errlen, "vcpu %u: FPU/LAPIC setup: %s", id, strerror(-ret));
+		goto err_run;
+	}
+	return 0;
+
+err_run:
+	munmap(vcpu->run, vm->run_size);
+err_fd:
+	close(vcpu->fd);
+	vcpu->fd = -1;
+	return ret;
+}
+
+void vcpu_destroy(struct vcpu *vcpu)
+{
+	if (vcpu->fd < 0)
+		return;
+	munmap(vcpu->run, vcpu->vm->run_size);
+	close(vcpu->fd);
+	vcpu->fd = -1;
+}
+
+static void handle_io(struct vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	struct vm *vm = vcpu->vm;
+	uint8_t *data = (uint8_t *)run + run->io.data_offset;
+	bool write = run->io.direction == KVM_EXIT_IO_OUT;
+	uint32_t size = run->io.size;
+
+	/* data_offset and count come from KVM: the page holds count*size bytes. */
+	for (uint32_t i = 0; i < run->io.count; i++, data += size) {
+		bool claimed = write ? bus_write(&vm->pio, run->io.port, data, size)
+				     : bus_read(&vm->pio, run->io.port, data, size);
+
+		if (!claimed)
+			vm_log_unclaimed_pio(vm, run->io.port, write, size);
+	}
+}
+
+static void handle_mmio(struct vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	struct vm *vm = vcpu->vm;
+	uint32_t len = run->mmio.len;
+	bool claimed;
+
+	if (len > sizeof(run->mmio.data))
+		len = sizeof(run->mmio.data);
+	claimed = run->mmio.is_write
+			  ? bus_write(&vm->mmio, run->mmio.phys_addr, run->mmio.data, len)
+			  : bus_read(&vm->mmio, run->mmio.phys_addr, run->mmio.data, len);
+	if (!claimed)
+		vm_log_unclaimed_mmio(vm, run->mmio.phys_addr, run->mmio.is_write, len);
+}
+
+static void crash(struct vcpu *vcpu, const char *what)
+{
+	log_err("vcpu %u: %s", vcpu->id, what);
+	vcpu_dump(vcpu);
+	vm_request_stop(vcpu->vm, VM_STOP_CRASH, 1);
+}
+
+static void handle_internal_error(struct vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	char what[256];
+	int n;
+
+	n = snprintf(what, sizeof(what), "KVM internal error, suberror %u%s", run->internal.suberror,
+		     run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION
+			     ? " (instruction emulation failed)"
+			     : "");
+	for (uint32_t i = 0; i < run->internal.ndata && i < 16 && n < (int)sizeof(what) - 20; i++)
+		n += snprintf(what + n, sizeof(what) - n, " 0x%llx",
+			      (unsigned long long)run->internal.data[i]);
+	crash(vcpu, what);
+}
+
+static void handle_system_event(struct vcpu *vcpu)
+{
+	switch (vcpu->run->system_event.type) {
+	case KVM_SYSTEM_EVENT_SHUTDOWN:
+		vm_request_stop(vcpu->vm, VM_STOP_POWEROFF, 0);
+		break;
+	case KVM_SYSTEM_EVENT_RESET:
+		vm_request_stop(vcpu->vm, VM_STOP_RESET, 0);
+		break;
+	default:
+		crash(vcpu, "guest reported a crash (KVM_SYSTEM_EVENT)");
+	}
+}
+
+/* One exit; false when this vCPU must stop running. */
+static bool handle_exit(struct vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	char what[96];
+
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+		handle_io(vcpu);
+		return true;
+	case KVM_EXIT_MMIO:
+		handle_mmio(vcpu);
+		return true;
+	case KVM_EXIT_INTR:
+	case KVM_EXIT_IRQ_WINDOW_OPEN:
+		return true;
+	case KVM_EXIT_HLT:
+		/* Only without an in-kernel LAPIC, which ember always creates. */
+		crash(vcpu, "unexpected HLT exit");
+		return false;
+	case KVM_EXIT_SHUTDOWN:
+		crash(vcpu, "triple fault (KVM_EXIT_SHUTDOWN)");
+		return false;
+	case KVM_EXIT_INTERNAL_ERROR:
+		handle_internal_error(vcpu);
+		return false;
+	case KVM_EXIT_FAIL_ENTRY:
+		snprintf(what, sizeof(what), "VM entry failed, hardware reason 0x%llx",
+			 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		crash(vcpu, what);
+		return false;
+	case KVM_EXIT_SYSTEM_EVENT:
+		handle_system_event(vcpu);
+		return false;
+	default:
+		snprintf(what, sizeof(what), "unhandled KVM exit reason %u", run->exit_reason);
+		crash(vcpu, what);
+		return false;
+	}
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *vcpu = arg;
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, VCPU_KICK_SIGNAL);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	while (!vm_stopping(vcpu->vm)) {
+		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			log_err("vcpu %u: KVM_RUN: %m", vcpu->id);
+			vm_request_stop(vcpu->vm, VM_STOP_ERROR, 1);
+			break;
+		}
+		if (!handle_exit(vcpu))
+			break;
+	}
+	return NULL;
+}
+
+int vcpu_start(struct vcpu *vcpu)
+{
+	char name[16];
+	int ret = pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
+
+	if (ret)
+		return -ret;
+	snprintf(name, sizeof(name), "vcpu%u", vcpu->id);
+	pthread_setname_np(vcpu->thread, name);
+	vcpu->started = true;
+	return 0;
+}
+
+void vcpu_kick(struct vcpu *vcpu)
+{
+	/* immediate_exit covers a kick that lands before the thread enters KVM_RUN. */
+	vcpu->run->immediate_exit = 1;
+	if (vcpu->started)
+		pthread_kill(vcpu->thread, VCPU_KICK_SIGNAL);
+}
+
+void vcpu_join(struct vcpu *vcpu)
+{
+	if (vcpu->started)
+		pthread_join(vcpu->thread, NULL);
+	vcpu->started = false;
+}
+
+static void dump_seg(const char *name, const struct kvm_segment *s)
+{
+	fprintf(stderr, "  %-3s sel=0x%04x base=0x%016llx limit=0x%08x type=%u dpl=%u p=%u l=%u db=%u\n",
+		name, s->selector, (unsigned long long)s->base, s->limit, s->type, s->dpl,
+		s->present, s->l, s->db);
+}
+
+void vcpu_dump(struct vcpu *vcpu)
+{
+	struct kvm_regs r;
+	struct kvm_sregs s;
+
+	if (ioctl(vcpu->fd, KVM_GET_REGS, &r) || ioctl(vcpu->fd, KVM_GET_SREGS, &s)) {
+		log_err("vcpu %u: cannot read registers: %m", vcpu->id);
+		return;
+	}
+	fprintf(stderr,
+		"  rip=0x%016llx rsp=0x%016llx rflags=0x%016llx\n"
+		"  rax=0x%016llx rbx=0x%016llx rcx=0x%016llx rdx=0x%016llx\n"
+		"  rsi=0x%016llx rdi=0x%016llx rbp=0x%016llx\n"
+		"  r8 =0x%016llx r9 =0x%016llx r10=0x%016llx r11=0x%016llx\n"
+		"  r12=0x%016llx r13=0x%016llx r14=0x%016llx r15=0x%016llx\n"
+		"  cr0=0x%llx cr2=0x%llx cr3=0x%llx cr4=0x%llx efer=0x%llx apic_base=0x%llx\n",
+		r.rip, r.rsp, r.rflags, r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.r8, r.r9,
+		r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, s.cr0, s.cr2, s.cr3, s.cr4, s.efer,
+		s.apic_base);
+	dump_seg("cs", &s.cs);
+	dump_seg("ss", &s.ss);
+	dump_seg("ds", &s.ds);
+	dump_seg("tr", &s.tr);
+	fprintf(stderr, "  gdt base=0x%llx limit=0x%x idt base=0x%llx limit=0x%x\n",
+		(unsigned long long)s.gdt.base, s.gdt.limit, (unsigned long long)s.idt.base,
+		s.idt.limit);
+}

@@ -1,0 +1,71 @@
+/*
+ * One virtual machine: the KVM VM, its guest memory, buses and vCPUs, and
+ * the stop request every thread can raise.
+ *
+ * Threads: the main thread (console input, signals, stop), one per vCPU.
+ * The first stop request wins; its status becomes the exit status.
+ */
+#ifndef EMBER_VMM_VM_H
+#define EMBER_VMM_VM_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vmm/bus.h"
+#include "vmm/memory.h"
+
+struct vcpu;
+
+enum vm_stop_reason {
+	VM_RUNNING = 0,
+	VM_STOP_POWEROFF, /* guest: ACPI S5 */
+	VM_STOP_RESET,	  /* guest: i8042 / ACPI reset */
+	VM_STOP_CRASH,	  /* guest: triple fault, KVM internal error, unhandled exit */
+	VM_STOP_SIGNAL,	  /* host: SIGTERM/SIGINT/SIGHUP */
+	VM_STOP_USER,	  /* host: console escape */
+	VM_STOP_ERROR,	  /* host: the monitor itself failed */
+};
+
+struct vm {
+	int kvm_fd;
+	int vm_fd;
+	int stop_efd; /* eventfd: readable once a stop was requested */
+	size_t run_size;
+	struct guest_mem mem;
+	struct bus pio;
+	struct bus mmio;
+	struct vcpu *vcpus;
+	uint32_t ncpus;
+	atomic_int stop_reason;
+	int exit_status;
+	/* One bit per port: set once an unclaimed access was logged. */
+	atomic_ulong pio_logged[65536 / (8 * sizeof(unsigned long))];
+	atomic_uint mmio_logged;
+};
+
+/* Opens /dev/kvm (or $EMBER_KVM_DEV) and checks the API; fd or -errno, err filled. */
+int kvm_open(char *err, unsigned long errlen);
+/* The most vCPUs this host's KVM allows in one VM. */
+uint32_t kvm_max_vcpus(int kvm_fd);
+
+/* KVM VM, in-kernel irqchip + PIT, guest RAM of ram_size bytes. */
+int vm_create(struct vm *vm, int kvm_fd, uint64_t ram_size, char *err, unsigned long errlen);
+void vm_destroy(struct vm *vm);
+
+/* KVM_IRQ_LINE; matches struct irq_line's set_level (ctx is the vm). */
+void vm_set_irq(void *vm, uint32_t gsi, int level);
+
+/* Records the first stop request and wakes the main thread. Thread-safe. */
+void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int status);
+bool vm_stopping(const struct vm *vm);
+
+/* Device callbacks that stop the VM with status 0. */
+void vm_poweroff_cb(void *vm);
+void vm_reset_cb(void *vm);
+
+/* Guest accesses no device claims: logged once per port (first 64 MMIO). */
+void vm_log_unclaimed_pio(struct vm *vm, uint16_t port, bool write, uint32_t len);
+void vm_log_unclaimed_mmio(struct vm *vm, uint64_t addr, bool write, uint32_t len);
+
+#endif
