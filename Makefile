@@ -16,9 +16,15 @@ CLI_OBJS  := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
 SAN_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/san/%.o) $(TEST_SRCS:%.c=$(BUILD)/san/%.o)
 
 .PHONY: all check unit clean run bench guests
-all: $(BUILD)/ember guests
+all: $(BUILD)/.deps $(BUILD)/ember guests
 
-$(BUILD)/ember: $(LIB_OBJS) $(CLI_OBJS)
+# Debian packages the build and tests need (apt-get, once).
+$(BUILD)/.deps: scripts/deps.sh
+	@mkdir -p $(BUILD)
+	scripts/deps.sh
+	@touch $@
+
+$(BUILD)/ember: $(LIB_OBJS) $(CLI_OBJS) | $(BUILD)/.deps
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/obj/%.o: %.c

@@ -105,8 +105,10 @@ int cmd_run(int argc, char **argv)
 	ret = parse_args(argc, argv, &cfg);
 	if (ret)
 		return ret > 0 ? 0 : EXIT_USAGE;
+	/* Everything that needs no /dev/kvm is checked first; KVM's own vCPU limit later. */
 	if (vm_config_check_files(&cfg, err, sizeof(err)) ||
-	    vm_config_check_memory(&cfg, host_mem_mib(), err, sizeof(err))) {
+	    vm_config_check_memory(&cfg, host_mem_mib(), err, sizeof(err)) ||
+	    vm_config_check_cpus(&cfg, VM_MAX_CPUS_XAPIC, err, sizeof(err))) {
 		log_err("%s", err);
 		return EXIT_USAGE;
 	}

@@ -23,4 +23,8 @@ size_t board_console_push(struct board *b, const uint8_t *buf, size_t len);
 /* Readable when the guest has drained COM1's receive FIFO. */
 int board_console_drained_fd(struct board *b);
 
+/* Readable when a device timer (RTC update/alarm) is due; then call board_timer_event. */
+int board_timer_fd(struct board *b);
+void board_timer_event(struct board *b);
+
 #endif

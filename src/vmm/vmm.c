@@ -21,6 +21,8 @@
 #include "vmm/x86/layout.h"
 
 #define ERRLEN 512
+#define EXIT_GUEST_CRASH 1
+#define EXIT_BAD_INPUT 2 /* the user's flags or files; the same as the CLI's */
 
 static void kick_noop(int sig)
 {
@@ -47,6 +49,7 @@ static int signals_setup(sigset_t *stop_set)
 	return -pthread_sigmask(SIG_BLOCK, &block, NULL);
 }
 
+/* 0, or the exit status: the user's files are bad input, the rest our failure. */
 static int load_guest(struct vm *vm, const struct vm_config *cfg, char *err)
 {
 	struct acpi_config acfg = {.ncpus = cfg->ncpus};
@@ -62,20 +65,21 @@ static int load_guest(struct vm *vm, const struct vm_config *cfg, char *err)
 
 	if (!acpi || acpi_build(acpi, LAYOUT_ACPI_END - LAYOUT_ACPI_START, LAYOUT_ACPI_START,
 				&acfg, &bcfg.rsdp_gpa) < 0) {
-		snprintf(err, ERRLEN, "ACPI: tables do not fit at 0x%llx",
+		snprintf(err, ERRLEN, "ACPI: cannot build the tables at 0x%llx",
 			 (unsigned long long)LAYOUT_ACPI_START);
-		return -ENOSPC;
+		return EXIT_GUEST_CRASH;
 	}
-	ret = boot_load(&vm->mem, &bcfg, &entry, err, ERRLEN);
-	if (ret)
-		return ret;
+	if (boot_load(&vm->mem, &bcfg, &entry, err, ERRLEN))
+		return EXIT_BAD_INPUT;
 	long_mode = entry.mode == BOOT_LINUX64;
 	ret = cpu_boot_tables(&vm->mem, long_mode);
 	if (!ret)
 		ret = cpu_boot_regs(vm->vcpus[0].fd, long_mode, entry.entry, entry.boot_info);
-	if (ret)
+	if (ret) {
 		snprintf(err, ERRLEN, "boot vCPU setup: %s", strerror(-ret));
-	return ret;
+		return EXIT_GUEST_CRASH;
+	}
+	return 0;
 }
 
 static int vcpus_create(struct vm *vm, uint32_t ncpus, char *err)
@@ -144,17 +148,18 @@ static void console_read(struct vm *vm, struct board *board, struct console *con
 static void main_loop(struct vm *vm, struct board *board, struct console *con, int sig_fd)
 {
 	while (!vm_stopping(vm)) {
-		struct pollfd p[4] = {
+		struct pollfd p[5] = {
 			{.fd = vm->stop_efd, .events = POLLIN},
 			{.fd = sig_fd, .events = POLLIN},
 			{.fd = board_console_drained_fd(board), .events = POLLIN},
 			{.fd = -1, .events = POLLIN},
+			{.fd = board_timer_fd(board), .events = POLLIN},
 		};
 		uint64_t v;
 
 		if (!con->eof && board_console_space(board) > 0)
 			p[3].fd = con->in_fd;
-		if (poll(p, 4, -1) < 0) {
+		if (poll(p, 5, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_err("poll: %m");
@@ -175,6 +180,8 @@ static void main_loop(struct vm *vm, struct board *board, struct console *con, i
 		}
 		if (p[3].revents & (POLLIN | POLLHUP | POLLERR))
 			console_read(vm, board, con);
+		if (p[4].revents & POLLIN)
+			board_timer_event(board);
 	}
 }
 
@@ -202,7 +209,7 @@ int vmm_run(const struct vm_config *cfg)
 	struct board *board = NULL;
 	sigset_t stop_set;
 	struct vm vm;
-	int kvm_fd, sig_fd, status = 1;
+	int kvm_fd, sig_fd, status = EXIT_GUEST_CRASH;
 
 	if (signals_setup(&stop_set)) {
 		log_err("signals: %m");
@@ -216,15 +223,18 @@ int vmm_run(const struct vm_config *cfg)
 	kvm_fd = kvm_open(err, sizeof(err));
 	if (kvm_fd < 0)
 		goto out_sig;
-	if (vm_config_check_cpus(cfg, kvm_max_vcpus(kvm_fd), err, sizeof(err)))
+	if (vm_config_check_cpus(cfg, kvm_max_vcpus(kvm_fd), err, sizeof(err))) {
+		status = EXIT_BAD_INPUT;
 		goto out_kvm;
+	}
 	if (vm_create(&vm, kvm_fd, cfg->mem_mib << 20, err, sizeof(err)))
 		goto out_kvm;
 	if (vcpus_create(&vm, cfg->ncpus, err))
 		goto out_vm;
 	if (board_create(&vm, STDOUT_FILENO, &board, err, sizeof(err)))
 		goto out_vcpus;
-	if (load_guest(&vm, cfg, err))
+	status = load_guest(&vm, cfg, err);
+	if (status)
 		goto out_board;
 	status = run_vm(&vm, board, sig_fd);
 	err[0] = '\0';
