@@ -9,7 +9,7 @@ SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 
 LIB_SRCS  := $(shell find src/core src/vmm -name '*.c' | sort)
 CLI_SRCS  := $(shell find src/cli -name '*.c' | sort)
-TEST_SRCS := $(shell find tests/unit tests/vm -name '*.c' 2>/dev/null | sort)
+TEST_SRCS := $(shell find tests/unit tests/vm tests/linux -name '*.c' 2>/dev/null | sort)
 
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 CLI_OBJS  := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -41,6 +41,8 @@ $(BUILD)/san/%.o: %.c
 	$(CC) $(CFLAGS_COMMON) -O1 $(SAN) -Itests -c -o $@ $<
 
 include tests/guest/guest.mk
+# Stock Linux guest (Debian's cloud kernel + busybox initramfs): linux-guest target.
+-include tests/linux/linux.mk
 
 check: all $(BUILD)/tests/ember-tests
 	EMBER_BUILD=$(abspath $(BUILD)) $(BUILD)/tests/ember-tests --jobs 2
