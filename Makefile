@@ -4,7 +4,7 @@ BUILD   ?= build
 CFLAGS_COMMON := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wvla \
                  -Wno-missing-field-initializers -g -Isrc -MMD -MP
 CFLAGS  ?= -O2
-LDLIBS  := -lpthread
+LDLIBS  := -luring -lpthread
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 LIB_SRCS  := $(shell find src/core src/vmm -name '*.c' | sort)
@@ -43,6 +43,8 @@ $(BUILD)/san/%.o: %.c
 include tests/guest/guest.mk
 # Stock Linux guest (Debian's cloud kernel + busybox initramfs): linux-guest target.
 -include tests/linux/linux.mk
+# libFuzzer targets (clang): fuzz target, and fuzz-smoke run by check.
+-include tests/fuzz/fuzz.mk
 
 check: all $(BUILD)/tests/ember-tests
 	EMBER_BUILD=$(abspath $(BUILD)) $(BUILD)/tests/ember-tests --jobs 2

@@ -10,6 +10,7 @@ PKGS=(
 	clang lld          # test guests are freestanding; fuzz targets (libFuzzer)
 	qemu-system-x86    # the peer in bench/
 	hyperfine          # bench/ timing
+	liburing-dev       # virtio-blk I/O
 )
 
 missing=()

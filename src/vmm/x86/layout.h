@@ -12,7 +12,9 @@
  *   0x000e_0000  ACPI tables, RSDP first (reserved) .. 0x100000
  *   0x0010_0000  kernel
  *   ...          initrd at the top of low RAM, below initrd_addr_max
- *   0xc000_0000  32-bit hole for devices (LAYOUT_LOWMEM_END .. 4 GiB)
+ *   0xc000_0000  32-bit hole for devices (LAYOUT_LOWMEM_END .. 4 GiB):
+ *                0xc000_0000 .. 0xe000_0000 PCI BARs (32-bit memory window)
+ *                0xe000_0000 .. 0xe010_0000 PCI ECAM, bus 0 (MCFG)
  *   0xfec0_0000  IOAPIC
  *   0xfee0_0000  local APICs
  *   0x1_0000_0000 RAM above 3 GiB continues here
@@ -34,6 +36,13 @@
 #define LAYOUT_ACPI_END 0x100000ULL
 #define LAYOUT_KERNEL_START 0x100000ULL
 #define LAYOUT_LOWMEM_END 0xc0000000ULL
+#define LAYOUT_PCI_MMIO_START 0xc0000000ULL
+#define LAYOUT_PCI_MMIO_END 0xe0000000ULL
+#define LAYOUT_PCI_ECAM 0xe0000000ULL
+#define LAYOUT_PCI_ECAM_SIZE 0x100000ULL /* bus 0 only */
+/* PCI INTx lines: IOAPIC pins 16..23, level-triggered, active low (as on q35). */
+#define LAYOUT_PCI_GSI_BASE 16
+#define LAYOUT_PCI_GSI_COUNT 8
 #define LAYOUT_IOAPIC 0xfec00000ULL
 #define LAYOUT_LAPIC 0xfee00000ULL
 #define LAYOUT_HIGHMEM_START 0x100000000ULL
