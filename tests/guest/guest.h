@@ -1,0 +1,222 @@
+/*
+ * ember's test guest: shared definitions. The guest is freestanding; it runs
+ * its body at CPL 3 (IOPL 3 plus an all-ports TSS I/O bitmap) over a
+ * user-accessible identity map of guest RAM, so port and MMIO accesses exit
+ * to the monitor while plain code runs natively. See README.md for the
+ * serial protocol.
+ */
+#ifndef EMBER_GUEST_H
+#define EMBER_GUEST_H
+
+/* Selectors; must match the GDT in entry.S. */
+#define SEL_KCODE 0x08
+#define SEL_KDATA 0x10
+#define SEL_UDATA 0x1b
+#define SEL_UCODE 0x23
+#define SEL_TSS 0x28
+
+#define BOOT_PVH 1
+#define BOOT_BZIMAGE 2
+
+/*
+ * System calls from CPL 3 are an int3 with a tagged function number in RAX:
+ * int $0x80 and friends are not delivered to the guest on every host (PVM
+ * takes int $0x80 for itself), exceptions are.
+ */
+#define SYSCALL_VECTOR 3
+#define SYS_TAG 0x454d424552000000ull /* "EMBER" */
+#define SYS_TRIPLEFAULT (SYS_TAG | 1)
+
+/* Where the APs' real-mode trampoline is copied (must be RAM, < 1 MiB). */
+#define TRAMPOLINE_ADDR 0x3000
+
+/* COM1, an 8250/16550. */
+#define COM1 0x3f8
+#define UART_RBR 0
+#define UART_IER 1
+#define UART_IIR 2
+#define UART_LSR 5
+#define IER_ERBFI 0x01
+#define IIR_RX_DATA 0x04
+#define LSR_DR 0x01
+#define LSR_THRE 0x20
+
+#define CMDLINE_MAX 4096 /* bytes including the NUL; bzImage cmdline_size+1 */
+#define MEMMAP_MAX 128
+#define E820_RAM 1
+
+#ifndef __ASSEMBLER__
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct mem_range {
+	uint64_t start;
+	uint64_t end; /* exclusive */
+	uint32_t type;
+};
+
+/* What the boot protocol told us, copied out of the monitor's pages. */
+struct boot_info {
+	int boot;
+	char cmdline[CMDLINE_MAX];
+	struct mem_range mem[MEMMAP_MAX];
+	unsigned int nmem;
+	uint64_t initrd_addr;
+	uint64_t initrd_size;
+	uint64_t rsdp;
+};
+
+/* Registers as pushed by trap_common in entry.S. */
+struct trap_frame {
+	uint64_t r15, r14, r13, r12, r11, r10, r9, r8;
+	uint64_t rbp, rdi, rsi, rdx, rcx, rbx, rax;
+	uint64_t vector, error;
+	uint64_t rip, cs, rflags, rsp, ss;
+};
+
+/* Port and memory access. Ports work at CPL 3 because IOPL is 3. */
+static inline void outb(uint16_t port, uint8_t v)
+{
+	__asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline void outw(uint16_t port, uint16_t v)
+{
+	__asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline void outl(uint16_t port, uint32_t v)
+{
+	__asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline uint8_t inb(uint16_t port)
+{
+	uint8_t v;
+
+	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+static inline uint16_t inw(uint16_t port)
+{
+	uint16_t v;
+
+	__asm__ volatile("inw %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+static inline uint32_t inl(uint16_t port)
+{
+	uint32_t v;
+
+	__asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+static inline uint64_t rdtsc(void)
+{
+	uint32_t lo, hi;
+
+	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	return ((uint64_t)hi << 32) | lo;
+}
+
+static inline void cpu_relax(void)
+{
+	__asm__ volatile("pause" ::: "memory");
+}
+
+/* Waits a little: hlt at CPL 0 (cheap where CPL 0 is emulated), else pause. */
+static inline void cpu_idle(void)
+{
+	uint16_t cs;
+
+	__asm__ volatile("mov %%cs, %0" : "=r"(cs));
+	if (cs & 3)
+		__asm__ volatile("pause" ::: "memory");
+	else
+		__asm__ volatile("cli; hlt" ::: "memory");
+}
+
+/* Physical memory through the identity map (opaque to gcc's bounds checks). */
+static inline void *phys(uint64_t addr)
+{
+	__asm__("" : "+r"(addr));
+	return (void *)(uintptr_t)addr;
+}
+
+static inline uint32_t mmio_read32(uint64_t addr)
+{
+	return *(volatile uint32_t *)phys(addr);
+}
+
+static inline void mmio_write32(uint64_t addr, uint32_t v)
+{
+	*(volatile uint32_t *)phys(addr) = v;
+}
+
+/* Whether [addr, addr+len) is mapped (below 4 GiB; more after map_high). */
+bool phys_ok(uint64_t addr, uint64_t len);
+void tsc_delay(uint64_t cycles);
+
+/* lib.c */
+void *memset(void *d, int c, size_t n);
+void *memcpy(void *d, const void *s, size_t n);
+void *memmove(void *d, const void *s, size_t n);
+int memcmp(const void *a, const void *b, size_t n);
+size_t strlen(const char *s);
+
+/* serial.c: COM1 */
+void serial_putc(char c);
+void serial_vprintf(const char *fmt, va_list ap);
+void gprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+bool serial_rx_ready(void);
+uint8_t serial_getc(void);
+
+/* main.c: "guest: FAIL <msg>\n", counted. */
+void gfail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+unsigned int fail_count(void);
+
+/* bootinfo.c */
+void bootinfo_parse(struct boot_info *bi, int boot, uint64_t ptr);
+
+/* acpi.c */
+struct acpi_info {
+	uint64_t rsdp;
+	uint64_t fadt;
+	uint64_t dsdt;
+	uint64_t madt;
+	unsigned int tables;
+	unsigned int lapics;
+	uint64_t lapic_addr;
+	unsigned int slp_typ;	/* S5 SLP_TYP from the DSDT (default 5) */
+	uint32_t apic_ids[256]; /* enabled LAPICs from the MADT */
+};
+void acpi_scan(struct acpi_info *ai, uint64_t rsdp_hint);
+void acpi_poweroff(const struct acpi_info *ai);
+
+/* rtc.c */
+bool rtc_print(void);
+int rtc_read_seconds(void);
+
+/* smp.c */
+unsigned int smp_start_aps(const struct acpi_info *ai, const struct boot_info *bi);
+
+/* main.c */
+void guest_main(int boot, uint64_t info);
+void trap_handle(struct trap_frame *f);
+
+/* entry.S */
+extern char __image_start[], __image_end[];
+extern char ap_trampoline[], ap_trampoline_end[], ap_count[];
+extern const uint64_t trap_stubs[];
+extern uint8_t idt[];
+extern uint64_t pdpt[512];
+void cpu_triplefault(void) __attribute__((noreturn));
+void syscall0(uint64_t nr);
+
+#endif /* __ASSEMBLER__ */
+#endif
