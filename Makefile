@@ -53,7 +53,7 @@ bench: all
 	bench/boot.sh
 
 run: all
-	$(BUILD)/ember run --kernel $(BUILD)/guest/pvh-guest.elf --cmdline "console=ttyS0"
+	$(BUILD)/ember run --kernel $(BUILD)/guest/pvh-guest.elf --cpus 2 --cmdline "console=ttyS0"
 
 clean:
 	rm -rf $(BUILD)

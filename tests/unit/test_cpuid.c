@@ -19,7 +19,8 @@ static struct kvm_cpuid2 *fake_supported(void)
 	e[4] = (struct kvm_cpuid_entry2){.function = 0x80000000, .eax = 0x8000001e};
 	e[5] = (struct kvm_cpuid_entry2){.function = 0x80000008, .eax = 0x3030, .ecx = 0x703f};
 	e[6] = (struct kvm_cpuid_entry2){.function = 0x8000001e, .eax = 7, .ebx = 0x107};
-	c->nent = 7;
+	e[7] = (struct kvm_cpuid_entry2){.function = 0x80000001, .edx = 0x2fd3fbff};
+	c->nent = 8;
 	return c;
 }
 
@@ -66,6 +67,17 @@ Test(cpuid, each_vcpu_sees_its_apic_id_and_the_package_size)
 		cr_assert_eq(get(c, 0x8000001e, 0)->eax, id);
 		free(c);
 	}
+	free(base);
+}
+
+Test(cpuid, one_gib_pages_are_hidden)
+{
+	struct kvm_cpuid2 *base = fake_supported();
+	struct kvm_cpuid2 *c = cpuid_for_vcpu(base, 0, 1);
+
+	cr_assert_not(get(c, 0x80000001, 0)->edx & (1u << 26));
+	cr_assert_eq(get(c, 0x80000001, 0)->edx, 0x2fd3fbff & ~(1u << 26), "other bits kept");
+	free(c);
 	free(base);
 }
 

@@ -125,6 +125,13 @@ struct kvm_cpuid2 *cpuid_for_vcpu(const struct kvm_cpuid2 *base, uint32_t apic_i
 		set_topology_leaf(c, 0xb, apic_id, ncpus);
 	if (max_basic >= 0x1f)
 		set_topology_leaf(c, 0x1f, apic_id, ncpus);
+	/*
+	 * 1 GiB pages: software-nested KVM (PVM) shadows guest page tables with
+	 * 4 KiB/2 MiB pages and faults on a 1 GiB PDPTE with a reserved-bit
+	 * error, even though KVM_GET_SUPPORTED_CPUID offers the feature.
+	 */
+	if ((e = find(c, 0x80000001, 0)))
+		e->edx &= ~(1u << 26);
 	if ((e = find(c, 0x80000008, 0)))
 		e->ecx = (e->ecx & ~0xf0ffu) | (shift << 12) | ((ncpus - 1) & 0xff);
 	if ((e = find(c, 0x8000001e, 0))) {
