@@ -46,7 +46,8 @@ include tests/guest/guest.mk
 # libFuzzer targets (clang): fuzz target, and fuzz-smoke run by check.
 -include tests/fuzz/fuzz.mk
 
-check: all $(BUILD)/tests/ember-tests
+# Fuzz smoke runs first, so Criterion's summary is the last line printed.
+check: all $(BUILD)/tests/ember-tests fuzz-smoke
 	EMBER_BUILD=$(abspath $(BUILD)) $(BUILD)/tests/ember-tests --jobs 2
 
 bench: all

@@ -16,7 +16,9 @@ static void run_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: ember run --kernel PATH [--initrd PATH] [--cmdline STRING]\n"
-		"                 [--cpus N] [--memory MIB] [--verbose]\n"
+		"                 [--cpus N] [--memory MIB] [--disk PATH[,ro][,id=NAME]]...\n"
+		"                 [--net tap=NAME[,mac=MAC]]... [--vsock cid=N,uds=PATH]\n"
+		"                 [--rng] [--balloon [deflate-on-oom]] [--verbose]\n"
 		"\n"
 		"Boots a Linux bzImage or an ELF kernel with a PVH note. The guest's COM1\n"
 		"is stdout (and stdin; Ctrl-A x quits when stdin is a terminal).\n"
@@ -25,7 +27,12 @@ static void run_usage(FILE *f)
 		"  --initrd PATH    initial ramdisk\n"
 		"  --cmdline STR    kernel command line\n"
 		"  --cpus N         vCPUs (default %d)\n"
-		"  --memory MIB     guest RAM in MiB (default %d)\n",
+		"  --memory MIB     guest RAM in MiB (default %d)\n"
+		"  --disk PATH[,ro][,id=NAME]  virtio-blk on a raw image (repeatable)\n"
+		"  --net tap=NAME[,mac=MAC]    virtio-net on a TAP, created if missing (repeatable)\n"
+		"  --vsock cid=N,uds=PATH      virtio-vsock bridged to unix sockets at PATH\n"
+		"  --rng                       virtio-rng fed by getrandom(2)\n"
+		"  --balloon [deflate-on-oom]  virtio-balloon with statistics\n",
 		VM_DEFAULT_CPUS, VM_DEFAULT_MEM_MIB);
 }
 
@@ -46,13 +53,18 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg)
 		{"kernel", required_argument, NULL, 'k'}, {"initrd", required_argument, NULL, 'i'},
 		{"cmdline", required_argument, NULL, 'c'}, {"cpus", required_argument, NULL, 'p'},
 		{"memory", required_argument, NULL, 'm'},  {"verbose", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'},	   {0},
+		{"help", no_argument, NULL, 'h'},	   {"disk", required_argument, NULL, 'd'},
+		{"net", required_argument, NULL, 'n'},	   {"vsock", required_argument, NULL, 's'},
+		{"rng", no_argument, NULL, 'r'},	   {"balloon", optional_argument, NULL, 'b'},
+		{0},
 	};
+	char err[512];
 	uint64_t n;
 	int c;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+	/* "+": stop at the first non-option, so `--balloon deflate-on-oom` can take its word. */
+	while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'k':
 			cfg->kernel_path = optarg;
@@ -76,6 +88,29 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg)
 		case 'v':
 			log_set_level(LOG_DEBUG);
 			break;
+		case 'd':
+			if (vm_config_add_disk(cfg, optarg, err, sizeof(err)))
+				goto bad;
+			break;
+		case 'n':
+			if (vm_config_add_net(cfg, optarg, err, sizeof(err)))
+				goto bad;
+			break;
+		case 's':
+			if (vm_config_set_vsock(cfg, optarg, err, sizeof(err)))
+				goto bad;
+			break;
+		case 'r':
+			if (vm_config_set_rng(cfg, NULL, err, sizeof(err)))
+				goto bad;
+			break;
+		case 'b':
+			/* The value is optional and may be the next word. */
+			if (!optarg && optind < argc && argv[optind][0] != '-')
+				optarg = argv[optind++];
+			if (vm_config_set_balloon(cfg, optarg, err, sizeof(err)))
+				goto bad;
+			break;
 		case 'h':
 			run_usage(stdout);
 			return 1;
@@ -93,6 +128,9 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg)
 		return -EINVAL;
 	}
 	return 0;
+bad:
+	log_err("%s", err);
+	return -EINVAL;
 }
 
 int cmd_run(int argc, char **argv)
@@ -103,14 +141,19 @@ int cmd_run(int argc, char **argv)
 
 	vm_config_defaults(&cfg);
 	ret = parse_args(argc, argv, &cfg);
-	if (ret)
+	if (ret) {
+		vm_config_free(&cfg);
 		return ret > 0 ? 0 : EXIT_USAGE;
+	}
 	/* Everything that needs no /dev/kvm is checked first; KVM's own vCPU limit later. */
 	if (vm_config_check_files(&cfg, err, sizeof(err)) ||
 	    vm_config_check_memory(&cfg, host_mem_mib(), err, sizeof(err)) ||
 	    vm_config_check_cpus(&cfg, VM_MAX_CPUS_XAPIC, err, sizeof(err))) {
 		log_err("%s", err);
+		vm_config_free(&cfg);
 		return EXIT_USAGE;
 	}
-	return vmm_run(&cfg);
+	ret = vmm_run(&cfg);
+	vm_config_free(&cfg);
+	return ret;
 }

@@ -64,6 +64,19 @@ int bus_add(struct bus *bus, uint64_t base, uint64_t len, const struct bus_dev_o
 	return 0;
 }
 
+int bus_remove(struct bus *bus, uint64_t base)
+{
+	size_t pos = upper_bound(bus, base);
+
+	if (pos == 0 || bus->ranges[pos - 1].base != base)
+		return -ENOENT;
+	pos--;
+	memmove(&bus->ranges[pos], &bus->ranges[pos + 1],
+		(bus->n - pos - 1) * sizeof(*bus->ranges));
+	bus->n--;
+	return 0;
+}
+
 const struct bus_range *bus_find(const struct bus *bus, uint64_t addr)
 {
 	size_t pos = upper_bound(bus, addr);

@@ -38,6 +38,12 @@ void bus_free(struct bus *bus);
 int bus_add(struct bus *bus, uint64_t base, uint64_t len, const struct bus_dev_ops *ops,
 	    void *opaque, const char *name);
 
+/*
+ * Removes the range that starts at base: 0 or -ENOENT. Like bus_add, only
+ * while no vCPU runs (setup, its unwinding, teardown).
+ */
+int bus_remove(struct bus *bus, uint64_t base);
+
 const struct bus_range *bus_find(const struct bus *bus, uint64_t addr);
 
 /*

@@ -14,6 +14,105 @@ void vm_config_defaults(struct vm_config *c)
 	c->mem_mib = VM_DEFAULT_MEM_MIB;
 }
 
+void vm_config_free(struct vm_config *c)
+{
+	for (uint32_t i = 0; i < c->ndisks; i++)
+		virtio_blk_config_free(&c->disks[i]);
+	c->ndisks = 0;
+}
+
+int vm_config_add_disk(struct vm_config *c, const char *arg, char *err, size_t errlen)
+{
+	struct virtio_blk_config *d;
+	int ret;
+
+	if (c->ndisks == VM_MAX_DISKS) {
+		snprintf(err, errlen, "--disk: at most %d disks", VM_MAX_DISKS);
+		return -EINVAL;
+	}
+	d = &c->disks[c->ndisks];
+	ret = virtio_blk_parse(arg, d, err, errlen);
+	if (ret)
+		return ret;
+	c->ndisks++;
+	for (uint32_t i = 0; i + 1 < c->ndisks; i++) {
+		const struct virtio_blk_config *o = &c->disks[i];
+
+		if (d->id[0] && !strcmp(o->id, d->id)) {
+			snprintf(err, errlen, "--disk: id=%s: duplicate id (also used by %s)", d->id,
+				 o->path);
+			return -EINVAL;
+		}
+		if (!strcmp(o->path, d->path)) {
+			snprintf(err, errlen, "--disk: %s: the same image is given twice", d->path);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int vm_config_add_net(struct vm_config *c, const char *arg, char *err, size_t errlen)
+{
+	struct virtio_net_config_user *n;
+	int ret;
+
+	if (c->nnets == VM_MAX_NETS) {
+		snprintf(err, errlen, "--net: at most %d interfaces", VM_MAX_NETS);
+		return -EINVAL;
+	}
+	n = &c->nets[c->nnets];
+	ret = virtio_net_parse(arg, n, err, errlen);
+	if (ret)
+		return ret;
+	for (uint32_t i = 0; i < c->nnets; i++) {
+		const struct virtio_net_config_user *o = &c->nets[i];
+
+		if (!strcmp(o->tap, n->tap)) {
+			snprintf(err, errlen, "--net: tap=%s: duplicate TAP", n->tap);
+			return -EINVAL;
+		}
+		if (n->has_mac && o->has_mac && !memcmp(o->mac, n->mac, 6)) {
+			snprintf(err, errlen, "--net: tap=%s: duplicate MAC (also on tap=%s)", n->tap,
+				 o->tap);
+			return -EINVAL;
+		}
+	}
+	c->nnets++;
+	return 0;
+}
+
+int vm_config_set_vsock(struct vm_config *c, const char *arg, char *err, size_t errlen)
+{
+	if (c->has_vsock) {
+		snprintf(err, errlen, "--vsock: given twice; a VM has one vsock device");
+		return -EINVAL;
+	}
+	if (virtio_vsock_parse(arg, &c->vsock, err, errlen))
+		return -EINVAL;
+	c->has_vsock = true;
+	return 0;
+}
+
+int vm_config_set_rng(struct vm_config *c, const char *arg, char *err, size_t errlen)
+{
+	if (virtio_rng_parse(arg, &c->rng, err, errlen))
+		return -EINVAL;
+	c->has_rng = true;
+	return 0;
+}
+
+int vm_config_set_balloon(struct vm_config *c, const char *arg, char *err, size_t errlen)
+{
+	if (c->has_balloon) {
+		snprintf(err, errlen, "--balloon: given twice");
+		return -EINVAL;
+	}
+	if (virtio_balloon_parse(arg, &c->balloon, err, errlen))
+		return -EINVAL;
+	c->has_balloon = true;
+	return 0;
+}
+
 static int check_file(const char *field, const char *path, int allow_empty, char *err,
 		      size_t errlen)
 {

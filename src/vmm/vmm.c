@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "vmm/board.h"
 #include "vmm/console.h"
+#include "vmm/devices.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 #include "vmm/x86/acpi.h"
@@ -52,7 +53,7 @@ static int signals_setup(sigset_t *stop_set)
 /* 0, or the exit status: the user's files are bad input, the rest our failure. */
 static int load_guest(struct vm *vm, const struct vm_config *cfg, char *err)
 {
-	struct acpi_config acfg = {.ncpus = cfg->ncpus};
+	struct acpi_config acfg = {.ncpus = cfg->ncpus, .pci = true};
 	uint8_t *acpi = gmem_ptr(&vm->mem, LAYOUT_ACPI_START, LAYOUT_ACPI_END - LAYOUT_ACPI_START);
 	struct boot_config bcfg = {
 		.kernel_path = cfg->kernel_path,
@@ -185,18 +186,23 @@ static void main_loop(struct vm *vm, struct board *board, struct console *con, i
 	}
 }
 
-static int run_vm(struct vm *vm, struct board *board, int sig_fd)
+static int run_vm(struct vm *vm, struct board *board, struct devices *ds, int sig_fd)
 {
 	struct console con;
-	int ret = 0;
+	int ret;
 
 	console_init(&con, STDIN_FILENO);
+	ret = devices_start(ds);
+	if (ret)
+		log_err("event thread: %s", strerror(-ret));
 	for (uint32_t i = 0; i < vm->ncpus && !ret; i++)
 		ret = vcpu_start(&vm->vcpus[i]);
 	if (ret) {
 		log_err("vcpu thread: %s", strerror(-ret));
 		vm_request_stop(vm, VM_STOP_ERROR, 1);
 	}
+	if (ret)
+		vm_request_stop(vm, VM_STOP_ERROR, EXIT_GUEST_CRASH);
 	main_loop(vm, board, &con, sig_fd);
 	vcpus_stop(vm);
 	console_restore(&con);
@@ -207,6 +213,7 @@ int vmm_run(const struct vm_config *cfg)
 {
 	char err[ERRLEN] = "";
 	struct board *board = NULL;
+	struct devices devices;
 	sigset_t stop_set;
 	struct vm vm;
 	int kvm_fd, sig_fd, status = EXIT_GUEST_CRASH;
@@ -233,11 +240,18 @@ int vmm_run(const struct vm_config *cfg)
 		goto out_vm;
 	if (board_create(&vm, STDOUT_FILENO, &board, err, sizeof(err)))
 		goto out_vcpus;
+	/* Backends (images, TAPs, sockets) are the user's: bad input when they fail. */
+	if (devices_create(&devices, &vm, cfg, err, sizeof(err))) {
+		status = EXIT_BAD_INPUT;
+		goto out_board;
+	}
 	status = load_guest(&vm, cfg, err);
 	if (status)
-		goto out_board;
-	status = run_vm(&vm, board, sig_fd);
+		goto out_devices;
+	status = run_vm(&vm, board, &devices, sig_fd);
 	err[0] = '\0';
+out_devices:
+	devices_destroy(&devices);
 out_board:
 	board_destroy(board);
 out_vcpus:

@@ -205,6 +205,109 @@ int rtc_read_seconds(void);
 /* smp.c */
 unsigned int smp_start_aps(const struct acpi_info *ai, const struct boot_info *bi);
 
+/* main.c: command-line words (whole words separated by spaces). */
+const char *cmdline_word(const char *s, const char *key, size_t *len);
+bool cmdline_has(const char *s, const char *word);
+uint64_t cmdline_num(const char *s, const char *key, uint64_t dflt);
+
+/* pci.c: bus 0, configuration space through ECAM (MCFG) or ports 0xcf8/0xcfc. */
+#define PCI_MAX_FNS 32
+struct pci_fn {
+	uint8_t dev;
+	uint16_t vendor, device;
+};
+struct pci_bus {
+	uint64_t ecam;		       /* 0: mechanism #1 through 0xcf8 */
+	uint64_t win_next, win_end;    /* where unassigned BARs are placed */
+	struct pci_fn fn[PCI_MAX_FNS]; /* function 0 of each present device */
+	unsigned int nfn;
+};
+void pci_init(struct pci_bus *pb, uint64_t rsdp);
+uint32_t pci_read32(const struct pci_bus *pb, uint8_t dev, uint16_t off);
+void pci_write32(const struct pci_bus *pb, uint8_t dev, uint16_t off, uint32_t v);
+uint8_t pci_read8(const struct pci_bus *pb, uint8_t dev, uint16_t off);
+uint16_t pci_read16(const struct pci_bus *pb, uint8_t dev, uint16_t off);
+void pci_write16(const struct pci_bus *pb, uint8_t dev, uint16_t off, uint16_t v);
+/* A memory BAR's address (assigned here if 0 or unreachable), 0 if none. */
+uint64_t pci_bar(struct pci_bus *pb, uint8_t dev, unsigned int bar);
+
+/* virtio.c: the virtio actions, run between memcheck and "guest: ok". */
+void virtio_run(const struct boot_info *bi, const struct acpi_info *ai);
+
+/* virtio*.c: a polling virtio 1.x PCI driver (modern transport, split rings). */
+#define VIRTIO_ID_NET 1
+#define VIRTIO_ID_BLK 2
+#define VIRTIO_ID_RNG 4
+#define VIRTIO_ID_BALLOON 5
+#define VIRTIO_ID_VSOCK 19
+#define VIRTIO_F_VERSION_1 32
+#define VIRTQ_MAX 3
+#define VIRTIO_TIMEOUT 30000000000ull /* TSC cycles (10-15 s) for a reply */
+
+struct virtq {
+	uint16_t index, size;
+	uint64_t desc, avail, used; /* guest-physical = virtual (identity map) */
+	uint64_t notify;	    /* where to write the queue index */
+	uint16_t avail_idx, used_idx, next_desc;
+};
+
+struct virtio_dev {
+	struct pci_bus *pb;
+	uint8_t slot;			      /* PCI device number */
+	unsigned int type, nth;		      /* virtio device type; nth of that type */
+	uint64_t common, notify, isr, devcfg; /* capability addresses */
+	uint32_t notify_mult;
+	uint64_t features; /* negotiated */
+	struct virtq q[VIRTQ_MAX];
+	unsigned int nq;
+};
+
+/* The run's shared state: bus, scratch memory, command-line parameters. */
+struct virtio_ctx {
+	struct pci_bus pb;
+	const struct boot_info *bi;
+	uint64_t mem_next, mem_end; /* bump allocator for rings and buffers */
+	uint32_t seed;
+};
+
+struct vbuf {
+	uint64_t addr;
+	uint32_t len;
+	bool device_writes;
+};
+
+/* Zeroed, 4 KiB-aligned scratch memory; gfail and NULL when it runs out. */
+void *virtio_alloc(struct virtio_ctx *c, uint64_t len);
+/*
+ * Reset, ACKNOWLEDGE, DRIVER, features (VERSION_1 + wanted & offered),
+ * FEATURES_OK, nq queues of at most qsize entries, DRIVER_OK. 0, or -1
+ * after a gfail.
+ */
+int virtio_start(struct virtio_ctx *c, struct virtio_dev *v, uint64_t want, unsigned int nq,
+		 uint16_t qsize);
+void virtio_reset(struct virtio_dev *v);
+bool virtio_offered(struct virtio_dev *v, unsigned int bit);
+uint32_t virtio_cfg32(const struct virtio_dev *v, unsigned int off);
+uint64_t virtio_cfg64(const struct virtio_dev *v, unsigned int off);
+void virtio_cfg_write32(const struct virtio_dev *v, unsigned int off, uint32_t val);
+/* Publishes a chain (out buffers first); returns its head. Kicks. */
+uint16_t virtq_add(struct virtq *q, const struct vbuf *b, unsigned int n);
+/* Puts a used head back on the avail ring (receive buffers). Kicks. */
+void virtq_repost(struct virtq *q, uint16_t head);
+/* One used entry if there is one. */
+bool virtq_poll(struct virtq *q, uint32_t *head, uint32_t *len);
+/* Waits (bounded) for one used entry; false on timeout. */
+bool virtq_wait(struct virtq *q, uint32_t *head, uint32_t *len, uint64_t cycles);
+/* Adds a chain and waits for it; bytes written, or -1 on timeout (gfail'd with what). */
+long virtq_xfer(struct virtq *q, const struct vbuf *b, unsigned int n, const char *what);
+void hexdump_line(const char *prefix, const uint8_t *p, unsigned int n);
+
+void virtio_blk_run(struct virtio_ctx *c, struct virtio_dev *v);
+void virtio_rng_run(struct virtio_ctx *c, struct virtio_dev *v);
+void virtio_net_run(struct virtio_ctx *c, struct virtio_dev *v);
+void virtio_vsock_run(struct virtio_ctx *c, struct virtio_dev *v);
+void virtio_balloon_run(struct virtio_ctx *c, struct virtio_dev *v);
+
 /* main.c */
 void guest_main(int boot, uint64_t info);
 void trap_handle(struct trap_frame *f);

@@ -19,7 +19,10 @@ GUEST_LDFLAGS := -nostdlib -static -Wl,--build-id=none \
 
 GUEST_SRCS := $(GUEST_DIR)/entry.S $(GUEST_DIR)/main.c $(GUEST_DIR)/serial.c \
 	$(GUEST_DIR)/bootinfo.c $(GUEST_DIR)/acpi.c $(GUEST_DIR)/rtc.c \
-	$(GUEST_DIR)/smp.c $(GUEST_DIR)/lib.c
+	$(GUEST_DIR)/smp.c $(GUEST_DIR)/lib.c $(GUEST_DIR)/pci.c \
+	$(GUEST_DIR)/virtio.c $(GUEST_DIR)/virtio_blk.c $(GUEST_DIR)/virtio_rng.c \
+	$(GUEST_DIR)/virtio_net.c $(GUEST_DIR)/virtio_vsock.c \
+	$(GUEST_DIR)/virtio_balloon.c
 GUEST_OBJS := $(patsubst $(GUEST_DIR)/%,$(GUEST_OUT)/obj/%.o,$(GUEST_SRCS))
 
 .PHONY: guests guests-check

@@ -183,7 +183,7 @@ static void memcheck(const struct boot_info *bi)
 }
 
 /* The value of the first "key=" word, its length in *len; NULL if none. */
-static const char *cmdline_word(const char *s, const char *key, size_t *len)
+const char *cmdline_word(const char *s, const char *key, size_t *len)
 {
 	size_t klen = strlen(key);
 
@@ -200,6 +200,36 @@ static const char *cmdline_word(const char *s, const char *key, size_t *len)
 		}
 	}
 	return NULL;
+}
+
+/* Whether `word` appears on the command line as a whole word. */
+bool cmdline_has(const char *s, const char *word)
+{
+	size_t len;
+
+	while ((s = cmdline_word(s, word, &len))) {
+		if (!len)
+			return true;
+		s += len;
+	}
+	return false;
+}
+
+/* The decimal value of the first "key=" word; dflt if none or not a number. */
+uint64_t cmdline_num(const char *s, const char *key, uint64_t dflt)
+{
+	size_t len;
+	const char *v = cmdline_word(s, key, &len);
+	uint64_t n = 0;
+
+	if (!v || !len)
+		return dflt;
+	for (size_t i = 0; i < len; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return dflt;
+		n = n * 10 + (uint64_t)(v[i] - '0');
+	}
+	return n;
 }
 
 enum action { ACT_POWEROFF, ACT_RESET, ACT_ECHO, ACT_TRIPLEFAULT, ACT_SPIN, ACT_FAULT };
@@ -288,6 +318,7 @@ void guest_main(int boot, uint64_t info)
 	if (ai->lapics && online != ai->lapics)
 		gfail("cpus %u of %u started", online, ai->lapics);
 	memcheck(bi);
+	virtio_run(bi, ai);
 
 	enum action act = parse_action(bi->cmdline);
 

@@ -27,10 +27,10 @@ struct guest {
 	int used;
 };
 
-static void guest_build(struct guest *g, uint32_t ncpus)
+static void guest_build_pci(struct guest *g, uint32_t ncpus, bool pci)
 {
 	struct gmem_region r = {.gpa = 0, .size = GUEST_RAM};
-	struct acpi_config cfg = {.ncpus = ncpus};
+	struct acpi_config cfg = {.ncpus = ncpus, .pci = pci};
 	uint8_t *buf;
 
 	g->ram = calloc(1, GUEST_RAM);
@@ -42,6 +42,11 @@ static void guest_build(struct guest *g, uint32_t ncpus)
 	g->used = acpi_build(buf, ACPI_SIZE, LAYOUT_ACPI_START, &cfg, &g->rsdp);
 	cr_assert_gt(g->used, 0, "acpi_build: %d", g->used);
 	cr_assert_leq((size_t)g->used, ACPI_SIZE);
+}
+
+static void guest_build(struct guest *g, uint32_t ncpus)
+{
+	guest_build_pci(g, ncpus, false);
 }
 
 static void guest_free(struct guest *g)
@@ -173,14 +178,58 @@ Test(acpi, xsdt_lists_fadt_and_madt)
 	guest_free(&g);
 }
 
-Test(acpi, tables_do_not_overlap)
+static bool xsdt_has(const struct guest *g, const char *sig)
+{
+	const uint8_t *x = guest_xsdt(g);
+
+	for (uint32_t i = 0; i < (rd32(x, 4) - 36) / 8; i++)
+		if (!memcmp(gmem_ptr(&g->mem, rd64(x, 36 + 8 * i), 4), sig, 4))
+			return true;
+	return false;
+}
+
+Test(acpi, no_mcfg_without_pci)
 {
 	struct guest g;
-	uint64_t start[5], end[5];
+
+	guest_build(&g, 2);
+	cr_assert_not(xsdt_has(&g, "MCFG"));
+	guest_free(&g);
+}
+
+/* PCI Firmware Specification 3.2, 4.1.2: one allocation for segment 0, bus 0. */
+Test(acpi, mcfg_describes_ecam_bus_0)
+{
+	struct guest g;
+	const uint8_t *x, *m;
+
+	guest_build_pci(&g, 2, true);
+	x = guest_xsdt(&g);
+	cr_assert_eq(rd32(x, 4), 36 + 3 * 8, "FACP, APIC and MCFG");
+	guest_find(&g, "FACP");
+	guest_find(&g, "APIC");
+	m = guest_find(&g, "MCFG");
+	cr_assert_eq(rd32(m, 4), 44 + 16, "header, 8 reserved bytes, one allocation");
+	cr_assert_eq(rd8(m, 8), 1, "revision");
+	cr_assert_eq(rd64(m, 36), 0, "reserved");
+	cr_assert_eq(rd64(m, 44), LAYOUT_PCI_ECAM, "base address");
+	cr_assert_eq(rd16(m, 52), 0, "segment");
+	cr_assert_eq(rd8(m, 54), 0, "start bus");
+	cr_assert_eq(rd8(m, 55), 0, "end bus: ECAM covers bus 0 only");
+	cr_assert_eq(LAYOUT_PCI_ECAM_SIZE, 1ULL << 20, "one bus is 1 MiB of ECAM");
+	cr_assert_eq(rd32(m, 56), 0);
+	guest_free(&g);
+}
+
+static void check_no_overlap(bool pci)
+{
+	struct guest g;
+	uint64_t start[6], end[6];
 	const uint8_t *x, *f;
+	uint32_t ntables;
 	int n = 0;
 
-	guest_build(&g, 255);
+	guest_build_pci(&g, 255, pci);
 	x = guest_xsdt(&g);
 	f = guest_find(&g, "FACP");
 	start[n] = g.rsdp;
@@ -189,7 +238,9 @@ Test(acpi, tables_do_not_overlap)
 	end[n++] = start[1] + rd32(x, 4);
 	start[n] = rd64(f, 140);
 	end[n++] = start[2] + rd32(guest_dsdt(&g), 4);
-	for (uint32_t i = 0; i < 2; i++) {
+	ntables = (rd32(x, 4) - 36) / 8;
+	cr_assert_eq(ntables, pci ? 3 : 2);
+	for (uint32_t i = 0; i < ntables; i++) {
 		start[n] = rd64(x, 36 + 8 * i);
 		end[n] = start[n] + rd32(gmem_ptr(&g.mem, start[n], 8), 4);
 		n++;
@@ -201,6 +252,16 @@ Test(acpi, tables_do_not_overlap)
 				  "tables %d and %d overlap", i, j);
 	}
 	guest_free(&g);
+}
+
+Test(acpi, tables_do_not_overlap)
+{
+	check_no_overlap(false);
+}
+
+Test(acpi, tables_do_not_overlap_with_pci)
+{
+	check_no_overlap(true);
 }
 
 Test(acpi, fadt_fields)
@@ -377,6 +438,61 @@ Test(acpi, dsdt_255_cpus)
 	check_dsdt(255);
 }
 
+/* Returns the offset just past the first occurrence of needle, or 0. */
+static size_t find_bytes(const uint8_t *hay, size_t n, const void *needle, size_t k)
+{
+	for (size_t i = 0; i + k <= n; i++)
+		if (!memcmp(hay + i, needle, k))
+			return i + k;
+	return 0;
+}
+
+Test(acpi, dsdt_pci_root_bridge)
+{
+	/* EISAID("PNP0A08") = 0x080AD041, EISAID("PNP0A03") = 0x030AD041, PNP0C02. */
+	static const uint8_t hid[] = {'_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0a, 0x08};
+	static const uint8_t cid[] = {'_', 'C', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0a, 0x03};
+	static const uint8_t mres[] = {'_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0c, 0x02};
+	/* WordBusNumber 0..0, IO 0xcf8 len 8, DWordMemory 0xc0000000..0xdfffffff. */
+	static const uint8_t crs[] = {
+	    0x88, 0x0d, 0x00, 0x02, 0x0c, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+	    0x00, 0x01, 0x00, 0x47, 0x01, 0xf8, 0x0c, 0xf8, 0x0c, 0x01, 0x08, 0x87, 0x17,
+	    0x00, 0x00, 0x0c, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xc0, 0xff,
+	    0xff, 0xff, 0xdf, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x20, 0x79, 0x00};
+	/* Memory32Fixed(ReadWrite, ECAM, 1 MiB). */
+	static const uint8_t ecam[] = {0x86, 0x09, 0x00, 0x01, 0x00, 0x00,
+				       0x00, 0xe0, 0x00, 0x00, 0x10, 0x00};
+	/* Package(4){0x1FFFF, One, Zero, 0x12}: slot 1 INTB -> GSI 16 + (1 + 1) % 8. */
+	static const uint8_t prt_1b[] = {0x12, 0x0b, 0x04, 0x0c, 0xff, 0xff,
+					 0x01, 0x00, 0x01, 0x00, 0x0a, 0x12};
+	/* Package(4){0x1FFFFF, 0x03, Zero, 0x12}: slot 31 INTD -> 16 + (31 + 3) % 8. */
+	static const uint8_t prt_31d[] = {0x12, 0x0c, 0x04, 0x0c, 0xff, 0xff, 0x1f,
+					  0x00, 0x0a, 0x03, 0x00, 0x0a, 0x12};
+	struct guest g;
+	const uint8_t *d;
+	size_t len, at;
+
+	guest_build_pci(&g, 4, true);
+	d = guest_dsdt(&g);
+	len = rd32(d, 4);
+	at = find_bytes(d, len, "PCI0", 4);
+	cr_assert(at, "no PCI0");
+	cr_assert(find_bytes(d + at, len - at, hid, sizeof(hid)), "_HID PNP0A08 after PCI0");
+	cr_assert(find_bytes(d + at, len - at, cid, sizeof(cid)), "_CID PNP0A03");
+	cr_assert(find_bytes(d, len, crs, sizeof(crs)), "_CRS windows");
+	cr_assert(find_bytes(d, len, "_PRT\x12", 5), "_PRT package");
+	cr_assert(find_bytes(d, len, prt_1b, sizeof(prt_1b)), "_PRT slot 1 INTB");
+	cr_assert(find_bytes(d, len, prt_31d, sizeof(prt_31d)), "_PRT slot 31 INTD");
+	cr_assert_eq(count_bytes(d, len, mres, sizeof(mres)), 1, "one PNP0C02");
+	cr_assert(find_bytes(d, len, ecam, sizeof(ecam)), "ECAM reserved");
+	guest_free(&g);
+
+	guest_build(&g, 4);
+	d = guest_dsdt(&g);
+	cr_assert_eq(count_bytes(d, rd32(d, 4), "PCI0", 4), 0, "no PCI0 without pci");
+	guest_free(&g);
+}
+
 Test(acpi, bad_config)
 {
 	static uint8_t buf[4096];
@@ -507,7 +623,42 @@ static char *iasl_check(const char *dir, const char *name, const uint8_t *t)
 	return dsl;
 }
 
-static void iasl_all(uint32_t ncpus)
+static void iasl_pci(const struct guest *g)
+{
+	char *s = iasl_check(scratch, "dsdt", guest_dsdt(g));
+
+	cr_assert_not_null(strstr(s, "Device (PCI0)"));
+	cr_assert_not_null(strstr(s, "Name (_HID, EisaId (\"PNP0A08\")"));
+	cr_assert_not_null(strstr(s, "Name (_CID, EisaId (\"PNP0A03\")"));
+	cr_assert_not_null(strstr(s, "Name (_SEG, Zero)"));
+	cr_assert_not_null(strstr(s, "Name (_BBN, Zero)"));
+	cr_assert_not_null(
+	    strstr(s, "WordBusNumber (ResourceProducer, MinFixed, MaxFixed, PosDecode,"));
+	cr_assert_not_null(strstr(s, "0x0CF8,             // Range Minimum"));
+	cr_assert_not_null(strstr(s,
+				  "DWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, "
+				  "NonCacheable, ReadWrite,"));
+	cr_assert_not_null(strstr(s, "0xC0000000,         // Range Minimum"));
+	cr_assert_not_null(strstr(s, "0xDFFFFFFF,         // Range Maximum"));
+	cr_assert_not_null(strstr(s, "Name (_PRT, Package (0x80)"));
+	cr_assert_not_null(strstr(s, "EisaId (\"PNP0C02\")"));
+	cr_assert_not_null(strstr(s, "Memory32Fixed (ReadWrite,\n                    0xE0000000,"),
+			   "%s", s);
+	free(s);
+
+	s = iasl_check(scratch, "mcfg", guest_find(g, "MCFG"));
+	cr_assert_not_null(strstr(s, "Base Address : 00000000E0000000"));
+	cr_assert_not_null(strstr(s, "Segment Group Number : 0000"));
+	cr_assert_not_null(strstr(s, "Start Bus Number : 00"));
+	cr_assert_not_null(strstr(s, "End Bus Number : 00"));
+	free(s);
+
+	s = iasl_check(scratch, "xsdt", guest_xsdt(g));
+	cr_assert_not_null(strstr(s, "ACPI Table Address   2"));
+	free(s);
+}
+
+static void iasl_all_cfg(uint32_t ncpus, bool pci)
 {
 	const char *dir = scratch;
 	struct guest g;
@@ -515,7 +666,7 @@ static void iasl_all(uint32_t ncpus)
 
 	if (system("command -v iasl >/dev/null 2>&1") != 0)
 		cr_skip_test("iasl (acpica-tools) is not installed");
-	guest_build(&g, ncpus);
+	guest_build_pci(&g, ncpus, pci);
 
 	s = iasl_check(dir, "dsdt", guest_dsdt(&g));
 	cr_assert_not_null(strstr(s, "DefinitionBlock (\"\", \"DSDT\", 2, \"EMBER \""));
@@ -550,7 +701,20 @@ static void iasl_all(uint32_t ncpus)
 	s = iasl_check(dir, "xsdt", guest_xsdt(&g));
 	cr_assert_not_null(strstr(s, "ACPI Table Address   1"));
 	free(s);
+	if (pci)
+		iasl_pci(&g);
 	guest_free(&g);
+}
+
+static void iasl_all(uint32_t ncpus)
+{
+	iasl_all_cfg(ncpus, false);
+}
+
+Test(acpi, iasl_accepts_tables_with_pci, .init = scratch_make, .fini = scratch_remove,
+     .timeout = 60)
+{
+	iasl_all_cfg(255, true);
 }
 
 Test(acpi, iasl_accepts_tables_2_cpus, .init = scratch_make, .fini = scratch_remove, .timeout = 60)
@@ -599,6 +763,49 @@ Test(acpi, acpiexec_loads_tables_and_enters_s5, .init = scratch_make, .fini = sc
 	cr_assert_not_null(strstr(log, "Sleep-A: 05"), "%s", log);
 	cr_assert_not_null(strstr(log, "HwExtendedSleep"), "%s", log);
 	cr_assert_not_null(strstr(log, "[Integer] = 00000000000000FE"), "%s", log);
+	free(log);
+	guest_free(&g);
+}
+
+/*
+ * With PCI: ACPICA loads all tables, evaluates the root bridge's objects
+ * (its predefined-name checks validate _PRT's package shapes and _CRS)
+ * and prints no warnings.
+ */
+Test(acpi, acpiexec_evaluates_pci_root_bridge, .init = scratch_make, .fini = scratch_remove,
+     .timeout = 60)
+{
+	static const char *const bad[] = {"Error", "Warning", "WARNING", "Failure", "ERROR"};
+	static const char *const files[] = {"FACP", "APIC", "MCFG"};
+	const char *dir = scratch;
+	char path[512], *log;
+	struct guest g;
+
+	if (system("command -v acpiexec >/dev/null 2>&1") != 0)
+		cr_skip_test("acpiexec (acpica-tools) is not installed");
+	guest_build_pci(&g, 2, true);
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		const uint8_t *t = guest_find(&g, files[i]);
+
+		snprintf(path, sizeof(path), "%s/%s.dat", dir, files[i]);
+		write_file(path, t, rd32(t, 4));
+	}
+	snprintf(path, sizeof(path), "%s/dsdt.dat", dir);
+	write_file(path, guest_dsdt(&g), rd32(guest_dsdt(&g), 4));
+	cr_assert_eq(run(dir,
+			 "acpiexec -b 'evaluate \\_SB.PCI0._PRT; evaluate \\_SB.PCI0._CRS; "
+			 "evaluate \\_SB.PCI0._HID; evaluate \\_SB.MRES._CRS' "
+			 "FACP.dat dsdt.dat APIC.dat MCFG.dat",
+			 "ae.log"),
+		     0);
+	snprintf(path, sizeof(path), "%s/ae.log", dir);
+	log = slurp(path);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert_null(strstr(log, bad[i]), "acpiexec says \"%s\":\n%s", bad[i], log);
+	cr_assert_not_null(strstr(log, "MCFG"), "%s", log);
+	cr_assert_not_null(strstr(log, "[Package] Contains 128 Elements"), "%s", log);
+	cr_assert_not_null(strstr(log, "[Integer] = 00000000080AD041"), "PNP0A08:\n%s", log);
+	cr_assert_not_null(strstr(log, "86 09 00 01 00 00 00 E0 00 00 10 00 79 00"), "%s", log);
 	free(log);
 	guest_free(&g);
 }

@@ -352,3 +352,74 @@ Test(aml, null_buffer_is_safe)
 	cr_assert_eq(a.err, -ENOSPC);
 	cr_assert_eq(a.len, 0);
 }
+
+/*
+ * WordBusNumber (ResourceProducer, MinFixed, MaxFixed, PosDecode, 0, 0, 0, 0, 1)
+ * DWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, NonCacheable,
+ *              ReadWrite, 0, 0xC0000000, 0xDFFFFFFF, 0, 0x20000000)
+ * Memory32Fixed (ReadWrite, 0xE0000000, 0x00100000)
+ * Bytes as iasl 20221020 compiles them.
+ */
+Test(aml, address_space_descriptors)
+{
+	uint8_t buf[128];
+	struct aml a;
+
+	aml_init(&a, buf, sizeof(buf));
+	aml_res_word_bus(&a, 0, 0);
+	EXPECT_BYTES(&a, 0x88, 0x0d, 0x00, 0x02, 0x0c, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+		     0x00, 0x00, 0x01, 0x00);
+
+	aml_init(&a, buf, sizeof(buf));
+	aml_res_dword_memory(&a, 0xc0000000, 0xdfffffff);
+	EXPECT_BYTES(&a, 0x87, 0x17, 0x00, 0x00, 0x0c, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+		     0x00, 0xc0, 0xff, 0xff, 0xff, 0xdf, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+		     0x20);
+
+	aml_init(&a, buf, sizeof(buf));
+	aml_res_memory32_fixed(&a, 0xe0000000, 0x100000);
+	EXPECT_BYTES(&a, 0x86, 0x09, 0x00, 0x01, 0x00, 0x00, 0x00, 0xe0, 0x00, 0x00, 0x10, 0x00);
+}
+
+Test(aml, address_space_bad_ranges)
+{
+	uint8_t buf[64];
+	struct aml a;
+
+	aml_init(&a, buf, sizeof(buf));
+	aml_res_word_bus(&a, 5, 4);
+	cr_assert_eq(a.err, -EINVAL, "max below min");
+	aml_init(&a, buf, sizeof(buf));
+	aml_res_word_bus(&a, 0, 0xffff);
+	cr_assert_eq(a.err, -EINVAL, "length 0x10000 does not fit 16 bits");
+	aml_init(&a, buf, sizeof(buf));
+	aml_res_dword_memory(&a, 0, 0xffffffff);
+	cr_assert_eq(a.err, -EINVAL, "length 2^32 does not fit 32 bits");
+	aml_init(&a, buf, sizeof(buf));
+	aml_res_dword_memory(&a, 2, 1);
+	cr_assert_eq(a.err, -EINVAL);
+	cr_assert_eq(a.len, 0);
+}
+
+/* Package (0x02) { Package (0x02) { 0xFFFF, One }, Package (0x02) { Zero, 0x10 } } */
+Test(aml, package_of_packages)
+{
+	uint8_t buf[64];
+	struct aml a;
+	struct aml_mark outer, inner;
+
+	aml_init(&a, buf, sizeof(buf));
+	outer = aml_package_begin(&a, 2);
+	inner = aml_package_begin(&a, 2);
+	aml_integer(&a, 0xffff);
+	aml_integer(&a, 1);
+	aml_end(&a, inner);
+	inner = aml_package_begin(&a, 2);
+	aml_integer(&a, 0);
+	aml_integer(&a, 0x10);
+	aml_end(&a, inner);
+	aml_end(&a, outer);
+	/* The bytes iasl compiles from the ASL above. */
+	EXPECT_BYTES(&a, 0x12, 0x0f, 0x02, 0x12, 0x06, 0x02, 0x0b, 0xff, 0xff, 0x01, 0x12, 0x05,
+		     0x02, 0x00, 0x0a, 0x10);
+}

@@ -105,3 +105,30 @@ Test(bus, finds_every_range_among_many)
 	}
 	bus_free(&b);
 }
+
+Test(bus, remove_unclaims_only_that_range)
+{
+	struct bus b;
+	struct rec a = {.val = 0x11}, c = {.val = 0x22}, e = {.val = 0x33};
+	uint8_t d = 0;
+
+	bus_init(&b, "mmio");
+	cr_assert_eq(bus_add(&b, 0x1000, 0x100, &rec_ops, &a, "a"), 0);
+	cr_assert_eq(bus_add(&b, 0x2000, 0x100, &rec_ops, &c, "c"), 0);
+	cr_assert_eq(bus_add(&b, 0x3000, 0x100, &rec_ops, &e, "e"), 0);
+	cr_assert_eq(bus_remove(&b, 0x2010), -ENOENT, "not a range's base");
+	cr_assert_eq(bus_remove(&b, 0x4000), -ENOENT);
+	cr_assert_eq(bus_remove(&b, 0x2000), 0);
+	cr_assert_eq(bus_remove(&b, 0x2000), -ENOENT, "already gone");
+	cr_assert_not(bus_read(&b, 0x2010, &d, 1));
+	cr_assert_eq(d, 0xff);
+	cr_assert(bus_read(&b, 0x1010, &d, 1));
+	cr_assert_eq(d, 0x11);
+	cr_assert(bus_read(&b, 0x30ff, &d, 1));
+	cr_assert_eq(d, 0x33);
+	/* The freed space can be claimed again. */
+	cr_assert_eq(bus_add(&b, 0x2000, 0x1000, &rec_ops, &c, "c2"), 0);
+	cr_assert(bus_read(&b, 0x2fff, &d, 1));
+	cr_assert_eq(d, 0x22);
+	bus_free(&b);
+}

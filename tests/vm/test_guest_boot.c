@@ -142,7 +142,7 @@ static void boot_and_check(const char *which, const char *cpus, const char *mem)
 	free(initrd);
 	snprintf(want, sizeof(want), "guest: cpus online=%s of %s", cpus, cpus);
 	assert_line(&r, want);
-	char *acpi = vmtest_line(r.out, "guest: acpi rsdp=0xe0000 tables=4 lapics=");
+	char *acpi = vmtest_line(r.out, "guest: acpi rsdp=0xe0000 tables=5 lapics=");
 	cr_assert_not_null(acpi, "console:\n%s", r.out);
 	cr_assert_str_eq(strstr(acpi, "lapics=") + 7, cpus);
 	free(acpi);

@@ -160,3 +160,167 @@ char *vmtest_line(const char *text, const char *prefix)
 	}
 	return NULL;
 }
+
+/* execvp's argv: prefix..., the ember binary, argv[1]... (caller frees). */
+static char **prefixed_argv(const char *const *prefix, const char *const *argv, char *ember)
+{
+	size_t np = 0, na = 0;
+	char **v;
+
+	while (prefix && prefix[np])
+		np++;
+	while (argv[na])
+		na++;
+	v = calloc(np + na + 2, sizeof(*v));
+	if (!v)
+		return NULL;
+	for (size_t i = 0; i < np; i++)
+		v[i] = (char *)prefix[i];
+	v[np] = ember;
+	for (size_t i = 1; i < na; i++)
+		v[np + i] = (char *)argv[i];
+	return v;
+}
+
+int vmtest_start(struct vmtest_proc *p, const char *const *prefix, const char *const *argv)
+{
+	int outp[2], errp[2], inp[2];
+	char ember[4096];
+	char **v;
+	pid_t pid;
+
+	memset(p, 0, sizeof(*p));
+	vmtest_path(ember, sizeof(ember), "ember");
+	v = prefixed_argv(prefix, argv, ember);
+	if (!v)
+		return -ENOMEM;
+	if (pipe2(outp, O_CLOEXEC) || pipe2(errp, O_CLOEXEC) || pipe2(inp, O_CLOEXEC)) {
+		free(v);
+		return -errno;
+	}
+	pid = fork();
+	if (pid == 0) {
+		dup2(inp[0], 0);
+		dup2(outp[1], 1);
+		dup2(errp[1], 2);
+		execvp(v[0], v);
+		_exit(127);
+	}
+	free(v);
+	close(inp[0]);
+	close(outp[1]);
+	close(errp[1]);
+	if (pid < 0)
+		return -errno;
+	p->pid = pid;
+	p->in = inp[1];
+	p->out_fd = outp[0];
+	p->err_fd = errp[0];
+	return 0;
+}
+
+/* Moves the proc's buffers into sinks and back, so sink_read/collect serve both. */
+static void proc_to_sinks(const struct vmtest_proc *p, struct sink s[2])
+{
+	s[0] = (struct sink){.fd = p->out_fd, .buf = p->out, .len = p->out_len, .cap = p->out_cap};
+	s[1] = (struct sink){.fd = p->err_fd, .buf = p->err, .len = p->err_len, .cap = p->err_cap};
+}
+
+static void sinks_to_proc(const struct sink s[2], struct vmtest_proc *p)
+{
+	p->out_fd = s[0].fd;
+	p->out = s[0].buf;
+	p->out_len = s[0].len;
+	p->out_cap = s[0].cap;
+	p->err_fd = s[1].fd;
+	p->err = s[1].buf;
+	p->err_len = s[1].len;
+	p->err_cap = s[1].cap;
+}
+
+/* The line with `prefix` among the complete lines of out, or NULL. */
+static char *complete_line(const struct vmtest_proc *p, const char *prefix)
+{
+	const char *nl = p->out ? memrchr(p->out, '\n', p->out_len) : NULL;
+	char *done, *line;
+
+	if (!nl)
+		return NULL;
+	done = strndup(p->out, (size_t)(nl - p->out) + 1);
+	line = vmtest_line(done, prefix);
+	free(done);
+	return line;
+}
+
+char *vmtest_wait_line(struct vmtest_proc *p, const char *prefix, unsigned timeout_s)
+{
+	double deadline = now_s() + timeout_s;
+	struct sink s[2];
+	char *line;
+
+	while (!(line = complete_line(p, prefix))) {
+		struct pollfd pf[2] = {{.fd = p->out_fd, .events = POLLIN},
+				       {.fd = p->err_fd, .events = POLLIN}};
+		int left = (int)((deadline - now_s()) * 1000);
+
+		if (left <= 0 || (p->out_fd < 0 && p->err_fd < 0))
+			return NULL;
+		if (poll(pf, 2, left) < 0 && errno != EINTR)
+			return NULL;
+		proc_to_sinks(p, s);
+		for (int i = 0; i < 2; i++)
+			if (pf[i].revents)
+				sink_read(&s[i]);
+		sinks_to_proc(s, p);
+	}
+	return line;
+}
+
+int vmtest_send(struct vmtest_proc *p, const char *text)
+{
+	size_t len = strlen(text);
+
+	if (p->in < 0)
+		return -EPIPE;
+	return write(p->in, text, len) == (ssize_t)len ? 0 : -EIO;
+}
+
+int vmtest_finish(struct vmtest_proc *p, struct vmtest_result *r, unsigned timeout_s)
+{
+	struct sink s[2];
+	int wstatus;
+
+	memset(r, 0, sizeof(*r));
+	if (p->in >= 0)
+		close(p->in);
+	p->in = -1;
+	proc_to_sinks(p, s);
+	collect(s, 2, p->pid, timeout_s, &r->timed_out);
+	for (int i = 0; i < 2; i++)
+		if (s[i].fd >= 0)
+			close(s[i].fd);
+	waitpid(p->pid, &wstatus, 0);
+	r->status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+	r->out = s[0].buf ? s[0].buf : strdup("");
+	r->err = s[1].buf ? s[1].buf : strdup("");
+	memset(p, 0, sizeof(*p));
+	p->in = p->out_fd = p->err_fd = -1;
+	return 0;
+}
+
+long vmtest_rss_kib(int pid)
+{
+	char path[64], line[256];
+	long kib = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}

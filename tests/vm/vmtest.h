@@ -27,6 +27,41 @@ int vmtest_run(struct vmtest_result *r, const char *const *argv, const char *inp
 	       unsigned timeout_s);
 void vmtest_free(struct vmtest_result *r);
 
+/*
+ * A running ember for tests that talk to it while it runs: wait for a line,
+ * then act (sample its RSS, connect to its sockets, answer on COM1).
+ */
+struct vmtest_proc {
+	int pid;
+	int in;		    /* ember's stdin (COM1 input); -1 once closed */
+	int out_fd, err_fd; /* -1 at EOF */
+	char *out, *err;    /* what arrived so far, NUL-terminated */
+	size_t out_len, out_cap, err_len, err_cap;
+};
+
+/*
+ * Starts `prefix... build/ember argv[1]...` (prefix NULL-terminated, e.g.
+ * {"ip", "netns", "exec", "ns0", NULL}; NULL for none: ember itself, the pid
+ * being ember's either way when the prefix execs it). stdin stays open.
+ * 0, or -errno.
+ */
+int vmtest_start(struct vmtest_proc *p, const char *const *prefix, const char *const *argv);
+/*
+ * Reads output until a complete stdout line starting with `prefix` has
+ * arrived (returned, malloc'd), ember closes its output, or timeout_s
+ * passes (NULL in both cases).
+ */
+char *vmtest_wait_line(struct vmtest_proc *p, const char *prefix, unsigned timeout_s);
+/* Writes text to ember's stdin. 0, or -errno. */
+int vmtest_send(struct vmtest_proc *p, const char *text);
+/*
+ * Closes stdin and collects the rest as vmtest_run does (SIGTERM after
+ * timeout_s, SIGKILL 10 s later); fills r (owns the buffers afterwards).
+ */
+int vmtest_finish(struct vmtest_proc *p, struct vmtest_result *r, unsigned timeout_s);
+/* VmRSS of a process in KiB, or -1. */
+long vmtest_rss_kib(int pid);
+
 /* The first line of `text` that starts with `prefix`, as a malloc'd string; NULL if none. */
 char *vmtest_line(const char *text, const char *prefix);
 

@@ -4,8 +4,8 @@
  * FACS; power-off goes through the FADT sleep control register, reset
  * through the FADT reset register (the i8042's 0xfe command).
  *
- * Layout in the buffer: RSDP at offset 0, then DSDT, FADT, MADT, XSDT,
- * each 16-byte aligned. Pointers are guest-physical (base_gpa + offset).
+ * Layout in the buffer: RSDP at offset 0, then DSDT, FADT, MADT, MCFG (with
+ * PCI), XSDT, each 16-byte aligned. Pointers are guest-physical (base_gpa + offset).
  */
 #include "vmm/x86/acpi.h"
 
@@ -32,6 +32,7 @@
 #define ACPI_FADT_MINOR_REVISION 3
 #define ACPI_DSDT_REVISION 2 /* 2+: AML integers are 64-bit */
 #define ACPI_MADT_REVISION 5
+#define ACPI_MCFG_REVISION 1
 
 /* FADT Flags (ACPI 6.3, table 5-34). */
 #define ACPI_FADT_F_WBINVD (1U << 0)
@@ -211,6 +212,25 @@ struct acpi_madt_lapic_nmi {
 } __attribute__((packed));
 static_assert(sizeof(struct acpi_madt_lapic_nmi) == 6, "MADT local APIC NMI");
 
+struct acpi_mcfg {
+	struct acpi_header header;
+	uint64_t reserved;
+} __attribute__((packed));
+static_assert(sizeof(struct acpi_mcfg) == 44, "MCFG");
+
+/* PCI Firmware spec 3.2, table 4-3: one ECAM region. */
+struct acpi_mcfg_allocation {
+	uint64_t base_address;
+	uint16_t segment;
+	uint8_t start_bus;
+	uint8_t end_bus;
+	uint32_t reserved;
+} __attribute__((packed));
+static_assert(sizeof(struct acpi_mcfg_allocation) == 16, "MCFG allocation");
+
+#define ACPI_PCI_SLOTS 32
+#define ACPI_PCI_PINS 4 /* INTA..INTD */
+
 /* The output buffer and the tables the XSDT will list. */
 struct acpi_builder {
 	uint8_t *buf;
@@ -321,6 +341,62 @@ static void acpi_dsdt_cpus(struct aml *a, uint32_t ncpus)
 	}
 }
 
+/* _PRT: pin p of slot s -> GSI base + (s + p) % 8, the usual swizzle; INTA = slot % 8. */
+static void acpi_dsdt_pci_prt(struct aml *a)
+{
+	struct aml_mark prt, entry;
+
+	aml_name(a, "_PRT");
+	prt = aml_package_begin(a, ACPI_PCI_SLOTS * ACPI_PCI_PINS);
+	for (uint32_t slot = 0; slot < ACPI_PCI_SLOTS; slot++) {
+		for (uint32_t pin = 0; pin < ACPI_PCI_PINS; pin++) {
+			entry = aml_package_begin(a, 4);
+			aml_integer(a, (uint64_t)slot << 16 | 0xffff); /* any function */
+			aml_integer(a, pin);
+			aml_integer(a, 0); /* Source: none, a GSI */
+			aml_integer(a, LAYOUT_PCI_GSI_BASE + (slot + pin) % LAYOUT_PCI_GSI_COUNT);
+			aml_end(a, entry);
+		}
+	}
+	aml_end(a, prt);
+}
+
+/*
+ * The PCI root bridge. Its interrupts need no MADT override: Linux gives a
+ * GSI from a static _PRT entry level trigger and low polarity (the PCI
+ * default in drivers/acpi/pci_irq.c) and programs the IOAPIC pin so.
+ */
+static void acpi_dsdt_pci(struct aml *a)
+{
+	struct aml_mark dev, crs;
+
+	dev = aml_device_begin(a, "PCI0");
+	aml_name_eisaid(a, "_HID", "PNP0A08"); /* PCI Express root bridge: ECAM */
+	aml_name_eisaid(a, "_CID", "PNP0A03");
+	aml_name_integer(a, "_SEG", 0);
+	aml_name_integer(a, "_BBN", 0);
+	aml_name_integer(a, "_UID", 0);
+	aml_name(a, "_CRS");
+	crs = aml_restemplate_begin(a);
+	aml_res_word_bus(a, 0, 0);
+	/* Consumed, not a window: Linux drops it from the bridge's windows. */
+	aml_res_io(a, 0xcf8, 0xcf8, 1, 8);
+	aml_res_dword_memory(a, (uint32_t)LAYOUT_PCI_MMIO_START,
+			     (uint32_t)(LAYOUT_PCI_MMIO_END - 1));
+	aml_end(a, crs);
+	acpi_dsdt_pci_prt(a);
+	aml_end(a, dev);
+
+	/* Linux uses ECAM only inside an E820 or PNP0C01/PNP0C02 reservation. */
+	dev = aml_device_begin(a, "MRES");
+	aml_name_eisaid(a, "_HID", "PNP0C02");
+	aml_name(a, "_CRS");
+	crs = aml_restemplate_begin(a);
+	aml_res_memory32_fixed(a, (uint32_t)LAYOUT_PCI_ECAM, (uint32_t)LAYOUT_PCI_ECAM_SIZE);
+	aml_end(a, crs);
+	aml_end(a, dev);
+}
+
 static void acpi_dsdt_aml(struct aml *a, const struct acpi_config *cfg)
 {
 	struct aml_mark pkg, sb;
@@ -338,6 +414,8 @@ static void acpi_dsdt_aml(struct aml *a, const struct acpi_config *cfg)
 	for (size_t i = 0; i < sizeof(acpi_isa_devs) / sizeof(acpi_isa_devs[0]); i++)
 		acpi_dsdt_isa_dev(a, &acpi_isa_devs[i]);
 	acpi_dsdt_cpus(a, cfg->ncpus);
+	if (cfg->pci)
+		acpi_dsdt_pci(a);
 	aml_end(a, sb);
 }
 
@@ -464,6 +542,27 @@ static int acpi_build_madt(struct acpi_builder *b, const struct acpi_config *cfg
 	return acpi_finish(b, (size_t)off, true);
 }
 
+static int acpi_build_mcfg(struct acpi_builder *b)
+{
+	struct acpi_mcfg m;
+	struct acpi_mcfg_allocation e = {
+	    .base_address = LAYOUT_PCI_ECAM,
+	    .segment = 0,
+	    .start_bus = 0,
+	    .end_bus = (uint8_t)(LAYOUT_PCI_ECAM_SIZE / (1U << 20) - 1), /* 1 MiB per bus */
+	};
+	long off;
+
+	off = acpi_alloc(b, sizeof(m) + sizeof(e));
+	if (off < 0)
+		return (int)off;
+	memset(&m, 0, sizeof(m));
+	acpi_header_init(&m.header, "MCFG", sizeof(m) + sizeof(e), ACPI_MCFG_REVISION);
+	memcpy(b->buf + off, &m, sizeof(m));
+	memcpy(b->buf + off + sizeof(m), &e, sizeof(e));
+	return acpi_finish(b, (size_t)off, true);
+}
+
 static int acpi_build_xsdt(struct acpi_builder *b, uint64_t *gpa)
 {
 	struct acpi_header h;
@@ -529,6 +628,8 @@ int acpi_build(uint8_t *buf, size_t cap, uint64_t base_gpa, const struct acpi_co
 		ret = acpi_build_fadt(&b, dsdt_gpa);
 	if (!ret)
 		ret = acpi_build_madt(&b, cfg);
+	if (!ret && cfg->pci)
+		ret = acpi_build_mcfg(&b);
 	if (!ret)
 		ret = acpi_build_xsdt(&b, &xsdt_gpa);
 	if (ret)

@@ -1,11 +1,20 @@
 /*
  * ACPI tables for x86 guests booted without firmware: RSDP, XSDT, FADT
- * (hardware-reduced ACPI), DSDT and MADT, built into one buffer that the
- * caller copies to guest-physical base_gpa (LAYOUT_ACPI_START).
+ * (hardware-reduced ACPI), DSDT and MADT, plus MCFG when the board has a
+ * PCI bus, built into one buffer that the caller copies to guest-physical
+ * base_gpa (LAYOUT_ACPI_START).
+ *
+ * The XSDT lists FACP and APIC, then MCFG with pci. With pci the DSDT also
+ * describes the PCI root bridge \_SB.PCI0 (PNP0A08/PNP0A03: bus 0, ports
+ * 0xcf8-0xcff, the BAR window LAYOUT_PCI_MMIO_START..END-1, a _PRT routing
+ * INTA-INTD of every slot to GSIs LAYOUT_PCI_GSI_BASE..+7) and reserves the
+ * ECAM window as a motherboard resource (\_SB.MRES, PNP0C02), which Linux
+ * requires before it uses ECAM.
  */
 #ifndef EMBER_VMM_X86_ACPI_H
 #define EMBER_VMM_X86_ACPI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,10 +26,7 @@
 
 struct acpi_config {
 	uint32_t ncpus; /* 1..ACPI_MAX_CPUS; APIC ID = ACPI UID = index */
-			/*
-			 * To add PCI ECAM later: ecam_base, bus_start, bus_end here, an
-			 * acpi_build_mcfg() in acpi.c, and one more acpi_add_table() call.
-			 */
+	bool pci;	/* PCI bus 0 at the addresses of x86/layout.h: MCFG + \_SB.PCI0 */
 };
 
 /*

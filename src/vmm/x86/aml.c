@@ -30,6 +30,19 @@
 #define AML_RES_END_TAG 0x79	 /* End Tag, 1 byte: checksum */
 #define AML_RES_IO_DECODE16 0x01
 
+/* Large resource descriptors: tag, then a 16-bit length of what follows. */
+#define AML_RES_MEMORY32_FIXED 0x86
+#define AML_RES_DWORD_ADDRESS 0x87
+#define AML_RES_WORD_ADDRESS 0x88
+#define AML_RES_MEMORY32_FIXED_LEN 9
+#define AML_RES_DWORD_ADDRESS_LEN 23
+#define AML_RES_WORD_ADDRESS_LEN 13
+#define AML_RES_TYPE_MEMORY 0
+#define AML_RES_TYPE_BUS 2
+/* General flags: MaxFixed | MinFixed; PosDecode and ResourceProducer are 0. */
+#define AML_RES_ADDR_FIXED 0x0c
+#define AML_RES_MEM_READWRITE 0x01 /* NonCacheable, AddressRangeMemory, TypeStatic */
+
 #define AML_NAMESEG_LEN 4
 #define AML_MAX_SEGS 255
 
@@ -388,4 +401,50 @@ void aml_res_irq_noflags(struct aml *a, uint8_t irq)
 	}
 	aml_byte(a, AML_RES_IRQ_NOFLAGS);
 	aml_le(a, 1U << irq, 2);
+}
+
+void aml_res_memory32_fixed(struct aml *a, uint32_t base, uint32_t len)
+{
+	aml_byte(a, AML_RES_MEMORY32_FIXED);
+	aml_le(a, AML_RES_MEMORY32_FIXED_LEN, 2);
+	aml_byte(a, AML_RES_MEM_READWRITE);
+	aml_le(a, base, 4);
+	aml_le(a, len, 4);
+}
+
+void aml_res_word_bus(struct aml *a, uint16_t min, uint16_t max)
+{
+	/* The length field is 16 bits too: the full range 0..0xffff does not fit. */
+	if (max < min || (uint32_t)max - min + 1 > UINT16_MAX) {
+		aml_fail(a, -EINVAL);
+		return;
+	}
+	aml_byte(a, AML_RES_WORD_ADDRESS);
+	aml_le(a, AML_RES_WORD_ADDRESS_LEN, 2);
+	aml_byte(a, AML_RES_TYPE_BUS);
+	aml_byte(a, AML_RES_ADDR_FIXED);
+	aml_byte(a, 0);	 /* no type-specific flags */
+	aml_le(a, 0, 2); /* granularity */
+	aml_le(a, min, 2);
+	aml_le(a, max, 2);
+	aml_le(a, 0, 2); /* translation offset */
+	aml_le(a, (uint32_t)max - min + 1, 2);
+}
+
+void aml_res_dword_memory(struct aml *a, uint32_t min, uint32_t max)
+{
+	if (max < min || (uint64_t)max - min + 1 > UINT32_MAX) {
+		aml_fail(a, -EINVAL);
+		return;
+	}
+	aml_byte(a, AML_RES_DWORD_ADDRESS);
+	aml_le(a, AML_RES_DWORD_ADDRESS_LEN, 2);
+	aml_byte(a, AML_RES_TYPE_MEMORY);
+	aml_byte(a, AML_RES_ADDR_FIXED);
+	aml_byte(a, AML_RES_MEM_READWRITE);
+	aml_le(a, 0, 4); /* granularity */
+	aml_le(a, min, 4);
+	aml_le(a, max, 4);
+	aml_le(a, 0, 4); /* translation offset */
+	aml_le(a, (uint64_t)max - min + 1, 4);
 }

@@ -1,7 +1,7 @@
 /*
  * A small AML (ACPI Machine Language) byte-code builder, enough for ember's
- * DSDT: names, integers, strings, packages, EISA IDs, resource templates,
- * Scope, Device and Name (ACPI 6.3, chapter 20).
+ * DSDT: names, integers, strings, packages (nested too), EISA IDs,
+ * resource templates, Scope, Device and Name (ACPI 6.3, chapter 20).
  *
  * It writes into a caller-owned fixed buffer. Errors are sticky: the first
  * one (-ENOSPC when the buffer is full, -EINVAL for a malformed name, ID or
@@ -77,6 +77,18 @@ void aml_end(struct aml *a, struct aml_mark m);
 /* Resource descriptors (ACPI 6.3, 6.4.2), for use inside a template. */
 void aml_res_io(struct aml *a, uint16_t min, uint16_t max, uint8_t align, uint8_t len);
 void aml_res_irq_noflags(struct aml *a, uint8_t irq);
+/* Memory32Fixed(ReadWrite, base, len). */
+void aml_res_memory32_fixed(struct aml *a, uint32_t base, uint32_t len);
+/*
+ * Address space descriptors for a PCI root bridge's _CRS, as windows the
+ * bridge produces (ResourceProducer, MinFixed, MaxFixed, PosDecode, no
+ * translation): WordBusNumber(min..max) and DWordMemory(NonCacheable,
+ * ReadWrite, min..max). max < min, or a range whose length does not fit
+ * the descriptor's length field (0..0xffff, 0..0xffffffff), fails with
+ * -EINVAL.
+ */
+void aml_res_word_bus(struct aml *a, uint16_t min, uint16_t max);
+void aml_res_dword_memory(struct aml *a, uint32_t min, uint32_t max);
 
 /*
  * Encodes the PkgLength for content_len bytes of content (the encoded value
