@@ -27,7 +27,8 @@ $(BUILD)/.deps: scripts/deps.sh
 $(BUILD)/ember: $(LIB_OBJS) $(CLI_OBJS) | $(BUILD)/.deps
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/obj/%.o: %.c
+# Objects wait for the packages (headers such as liburing.h) under make -j.
+$(BUILD)/obj/%.o: %.c | $(BUILD)/.deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) $(CFLAGS) -c -o $@ $<
 
@@ -36,7 +37,7 @@ $(BUILD)/tests/ember-tests: $(SAN_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN) -o $@ $^ -lcriterion $(LDLIBS)
 
-$(BUILD)/san/%.o: %.c
+$(BUILD)/san/%.o: %.c | $(BUILD)/.deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -O1 $(SAN) -Itests -c -o $@ $<
 
@@ -48,7 +49,8 @@ include tests/guest/guest.mk
 
 # Fuzz smoke runs first, so Criterion's summary is the last line printed.
 check: all $(BUILD)/tests/ember-tests fuzz-smoke
-	EMBER_BUILD=$(abspath $(BUILD)) $(BUILD)/tests/ember-tests --jobs 2
+	EMBER_BUILD=$(abspath $(BUILD)) LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) \
+		$(BUILD)/tests/ember-tests --jobs 2
 
 bench: all
 	bench/boot.sh

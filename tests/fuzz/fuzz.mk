@@ -37,7 +37,7 @@ FUZZ_MAX_LEN_fuzz_virtq := 16384
 
 fuzz: $(FUZZ_BINS)
 
-$(BUILD)/fuzz/obj/%.o: %.c
+$(BUILD)/fuzz/obj/%.o: %.c | $(BUILD)/.deps
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
 

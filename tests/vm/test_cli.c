@@ -144,3 +144,44 @@ Test(cli, initrd_that_does_not_fit)
 	expect_one_line_error(argv, "initrd ");
 	unlink(path);
 }
+
+/* Virtio flags: each bad form is refused before the guest starts. */
+Test(cli, missing_disk_image)
+{
+	const char *argv[] = {"ember", "run", "--kernel", pvh_guest(), "--disk", "/nope/disk.img",
+			      NULL};
+
+	expect_one_line_error(argv, "--disk: open /nope/disk.img: No such file or directory");
+}
+
+Test(cli, duplicate_disk_id)
+{
+	char path[] = "/tmp/ember-cli-disk-XXXXXX";
+	int fd = mkstemp(path);
+	char a[128], b[128];
+	const char *argv[] = {"ember", "run", "--kernel", pvh_guest(), "--disk", a, "--disk", b, NULL};
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, 1 << 20), 0);
+	close(fd);
+	snprintf(a, sizeof(a), "%s,id=data", path);
+	snprintf(b, sizeof(b), "%s,ro,id=data", path);
+	expect_one_line_error(argv, "--disk: id=data: duplicate id");
+	unlink(path);
+}
+
+Test(cli, malformed_mac)
+{
+	const char *argv[] = {"ember", "run", "--kernel", pvh_guest(), "--net", "tap=t0,mac=02:00:zz",
+			      NULL};
+
+	expect_one_line_error(argv, "--net: mac=02:00:zz: not a MAC address");
+}
+
+Test(cli, vsock_cid_below_three)
+{
+	const char *argv[] = {"ember", "run", "--kernel", pvh_guest(), "--vsock", "cid=2,uds=/tmp/v.sock",
+			      NULL};
+
+	expect_one_line_error(argv, "--vsock: cid=2: must be 3 or more");
+}

@@ -586,6 +586,15 @@ static void default_id(char *id, const char *path)
 	snprintf(id, VIRTIO_BLK_ID_BYTES + 1, "%s", base);
 }
 
+/* The backend words its errors by path; the user also needs the flag. */
+static void name_flag(char *err, size_t errlen)
+{
+	char why[512];
+
+	snprintf(why, sizeof(why), "%s", err);
+	snprintf(err, errlen, "--disk: %s", why);
+}
+
 int virtio_blk_create(const struct virtio_blk_config *cfg, struct virtio_device **out, char *err,
 		      size_t errlen)
 {
@@ -605,11 +614,13 @@ int virtio_blk_create(const struct virtio_blk_config *cfg, struct virtio_device 
 		goto err_free;
 	}
 	ret = raw_open(cfg->path, cfg->readonly ? RAW_READONLY : 0, &b->disk, err, errlen);
-	if (ret)
+	if (ret) {
+		name_flag(err, errlen);
 		goto err_path;
+	}
 	size = raw_size(b->disk);
 	if (size < VIRTIO_BLK_SECTOR) {
-		snprintf(err, errlen, "%s: image of %llu bytes is smaller than one 512-byte sector",
+		snprintf(err, errlen, "--disk %s: image of %llu bytes is smaller than one 512-byte sector",
 			 cfg->path, (unsigned long long)size);
 		ret = -EINVAL;
 		goto err_close;
