@@ -15,7 +15,7 @@ LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 CLI_OBJS  := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
 SAN_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/san/%.o) $(TEST_SRCS:%.c=$(BUILD)/san/%.o)
 
-.PHONY: all check unit clean run bench guests
+.PHONY: all check unit clean run bench bench-virtio guests
 all: $(BUILD)/.deps $(BUILD)/ember guests
 
 # Debian packages the build and tests need (apt-get, once).
@@ -54,6 +54,10 @@ check: all $(BUILD)/tests/ember-tests fuzz-smoke
 
 bench: all
 	bench/boot.sh
+
+# virtio-blk and virtio-net against the host and QEMU (root: TAP in a netns).
+bench-virtio: all
+	bench/virtio.sh
 
 run: all
 	$(BUILD)/ember run --kernel $(BUILD)/guest/pvh-guest.elf --cpus 2 --cmdline "console=ttyS0"

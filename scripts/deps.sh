@@ -10,6 +10,8 @@ PKGS=(
 	clang lld          # test guests are freestanding; fuzz targets (libFuzzer)
 	qemu-system-x86    # the peer in bench/
 	hyperfine          # bench/ timing
+	fio                # bench/virtio.sh: the host's own block I/O, the peer
+	cpio kmod lz4      # tests/linux: initramfs (cpio, depmod), vmlinux out of the bzImage
 	liburing-dev       # virtio-blk I/O
 )
 

@@ -294,6 +294,15 @@ void virtio_cfg_write32(const struct virtio_dev *v, unsigned int off, uint32_t v
 uint16_t virtq_add(struct virtq *q, const struct vbuf *b, unsigned int n);
 /* Puts a used head back on the avail ring (receive buffers). Kicks. */
 void virtq_repost(struct virtq *q, uint16_t head);
+/*
+ * Batching, for the benchmarks: virtq_post writes a chain at descriptors
+ * first..first+n-1 (which the caller owns, no wrap) and virtq_publish puts
+ * a head on the avail ring, neither kicks; virtq_notify then kicks once,
+ * unless the device set VRING_USED_F_NO_NOTIFY.
+ */
+void virtq_post(struct virtq *q, uint16_t first, const struct vbuf *b, unsigned int n);
+void virtq_publish(struct virtq *q, uint16_t head);
+void virtq_notify(struct virtq *q);
 /* One used entry if there is one. */
 bool virtq_poll(struct virtq *q, uint32_t *head, uint32_t *len);
 /* Waits (bounded) for one used entry; false on timeout. */
@@ -307,6 +316,9 @@ void virtio_rng_run(struct virtio_ctx *c, struct virtio_dev *v);
 void virtio_net_run(struct virtio_ctx *c, struct virtio_dev *v);
 void virtio_vsock_run(struct virtio_ctx *c, struct virtio_dev *v);
 void virtio_balloon_run(struct virtio_ctx *c, struct virtio_dev *v);
+/* bench_*.c: throughput actions, timed by the host from their serial lines. */
+void bench_blk_run(struct virtio_ctx *c, struct virtio_dev *v);
+void bench_net_run(struct virtio_ctx *c, struct virtio_dev *v);
 
 /* main.c */
 void guest_main(int boot, uint64_t info);

@@ -50,6 +50,7 @@
 #define VRING_DESC_F_NEXT 1
 #define VRING_DESC_F_WRITE 2
 #define VRING_AVAIL_F_NO_INTERRUPT 1
+#define VRING_USED_F_NO_NOTIFY 1
 #define NO_VECTOR 0xffff
 #define RESET_POLLS 1000000
 
@@ -225,7 +226,7 @@ static void kick(struct virtq *q)
 	wr16(q->notify, q->index);
 }
 
-static void avail_push(struct virtq *q, uint16_t head)
+void virtq_publish(struct virtq *q, uint16_t head)
 {
 	volatile uint16_t *ring = phys(q->avail + 4);
 
@@ -233,28 +234,55 @@ static void avail_push(struct virtq *q, uint16_t head)
 	mb();
 	q->avail_idx++;
 	*(volatile uint16_t *)phys(q->avail + 2) = q->avail_idx;
+}
+
+static void avail_push(struct virtq *q, uint16_t head)
+{
+	virtq_publish(q, head);
 	kick(q);
 }
 
-uint16_t virtq_add(struct virtq *q, const struct vbuf *b, unsigned int n)
+void virtq_notify(struct virtq *q)
+{
+	mb(); /* our avail->idx store before the load of used->flags */
+	if (!(*(volatile uint16_t *)phys(q->used) & VRING_USED_F_NO_NOTIFY))
+		wr16(q->notify, q->index);
+}
+
+/* Descriptors first.. (wrapping at the queue size), linked, the last without NEXT. */
+static void desc_fill(struct virtq *q, uint16_t first, const struct vbuf *b, unsigned int n)
 {
 	struct vring_desc *d = phys(q->desc);
-	uint16_t head = q->next_desc;
+	uint16_t at = first;
 
 	for (unsigned int i = 0; i < n; i++) {
-		uint16_t at = q->next_desc;
+		uint16_t next = (uint16_t)((at + 1) % q->size);
 
-		q->next_desc = (uint16_t)((q->next_desc + 1) % q->size);
 		d[at] = (struct vring_desc){
 		    .addr = b[i].addr,
 		    .len = b[i].len,
 		    .flags = (uint16_t)((b[i].device_writes ? VRING_DESC_F_WRITE : 0) |
 					(i + 1 < n ? VRING_DESC_F_NEXT : 0)),
-		    .next = q->next_desc,
+		    .next = next,
 		};
+		at = next;
 	}
+}
+
+uint16_t virtq_add(struct virtq *q, const struct vbuf *b, unsigned int n)
+{
+	uint16_t head = q->next_desc;
+
+	desc_fill(q, head, b, n);
+	q->next_desc = (uint16_t)((head + n) % q->size);
 	avail_push(q, head);
 	return head;
+}
+
+void virtq_post(struct virtq *q, uint16_t first, const struct vbuf *b, unsigned int n)
+{
+	desc_fill(q, first, b, n);
+	virtq_publish(q, first);
 }
 
 void virtq_repost(struct virtq *q, uint16_t head)
@@ -373,16 +401,20 @@ static bool scratch_ok(const struct boot_info *bi, uint64_t lo, uint64_t hi)
 	return !bi->initrd_size || bi->initrd_addr >= hi || bi->initrd_addr + bi->initrd_size <= lo;
 }
 
+/* The benchmarks run on the first device of their type only: one figure per run. */
 static const struct {
 	const char *word;
 	unsigned int type;
 	void (*run)(struct virtio_ctx *c, struct virtio_dev *v);
+	bool first_only;
 } actions[] = {
-    {"virtio-blk", VIRTIO_ID_BLK, virtio_blk_run},
-    {"virtio-rng", VIRTIO_ID_RNG, virtio_rng_run},
-    {"virtio-net", VIRTIO_ID_NET, virtio_net_run},
-    {"virtio-vsock", VIRTIO_ID_VSOCK, virtio_vsock_run},
-    {"virtio-balloon", VIRTIO_ID_BALLOON, virtio_balloon_run},
+    {"virtio-blk", VIRTIO_ID_BLK, virtio_blk_run, false},
+    {"virtio-rng", VIRTIO_ID_RNG, virtio_rng_run, false},
+    {"virtio-net", VIRTIO_ID_NET, virtio_net_run, false},
+    {"virtio-vsock", VIRTIO_ID_VSOCK, virtio_vsock_run, false},
+    {"virtio-balloon", VIRTIO_ID_BALLOON, virtio_balloon_run, false},
+    {"bench-blk", VIRTIO_ID_BLK, bench_blk_run, true},
+    {"bench-net", VIRTIO_ID_NET, bench_net_run, true},
 };
 #define NACTIONS (sizeof(actions) / sizeof(actions[0]))
 
@@ -441,7 +473,7 @@ void virtio_run(const struct boot_info *bi, const struct acpi_info *ai)
 		if (!cmdline_has(bi->cmdline, actions[a].word))
 			continue;
 		for (unsigned int i = 0; i < n; i++) {
-			if (devs[i].type != actions[a].type)
+			if (devs[i].type != actions[a].type || (found && actions[a].first_only))
 				continue;
 			found++;
 			actions[a].run(c, &devs[i]);
