@@ -492,3 +492,39 @@ BOTH(flush_waits_for_slow_operations)
 	raw_close(d);
 	unlink(path);
 }
+
+/* Plugged requests all complete, with their own data, once unplugged (nested pairs too). */
+BOTH(plugged_requests_complete_after_unplug)
+{
+	char path[64];
+	uint8_t buf[4][512];
+	struct iovec iov[4];
+	struct raw_req r[4];
+	struct done_rec rec[4] = {{0}};
+	struct raw_disk *d;
+
+	make_image(path, sizeof(path), IMG_SIZE);
+	d = open_ok(path, mode);
+	raw_plug(d);
+	raw_plug(d);
+	for (int i = 0; i < 4; i++) {
+		iov[i] = (struct iovec){buf[i], sizeof(buf[i])};
+		r[i] = (struct raw_req){.op = RAW_OP_READ, .offset = 512u * (unsigned int)i * 3,
+					.iov = &iov[i], .iovcnt = 1, .done = rec_done,
+					.opaque = &rec[i]};
+		raw_submit(d, &r[i]);
+	}
+	raw_unplug(d);
+	cr_assert_eq(raw_inflight(d), 4);
+	raw_unplug(d);
+	for (int i = 0; i < 4; i++) {
+		wait_done(d, &rec[i]);
+		cr_assert_eq(rec[i].res, 512);
+		for (unsigned int j = 0; j < 512; j++)
+			cr_assert_eq(buf[i][j], pattern(512u * (unsigned int)i * 3 + j), "req %d byte %u",
+				     i, j);
+	}
+	cr_assert_eq(raw_inflight(d), 0);
+	raw_close(d);
+	unlink(path);
+}

@@ -41,6 +41,7 @@ struct raw_disk {
 	struct io_uring ring;
 	unsigned int in_ring;  /* SQEs prepared and not reaped */
 	unsigned int inflight; /* submitted, callback not run */
+	unsigned int plugged;  /* raw_plug depth: submissions wait for raw_unplug */
 	struct raw_queue wait; /* for room in the ring (io_uring) */
 	struct raw_queue done; /* finished, callback not run */
 	void *zeros;	       /* RAW_ZERO_CHUNK of zeroes, mapped on first use */
@@ -420,7 +421,19 @@ void raw_submit(struct raw_disk *d, struct raw_req *r)
 		return;
 	}
 	q_push(&d->wait, r);
-	uring_pump(d);
+	if (!d->plugged)
+		uring_pump(d);
+}
+
+void raw_plug(struct raw_disk *d)
+{
+	d->plugged++;
+}
+
+void raw_unplug(struct raw_disk *d)
+{
+	if (d->plugged && !--d->plugged && d->uring)
+		uring_pump(d);
 }
 
 void raw_wake(struct raw_disk *d)

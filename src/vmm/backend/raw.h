@@ -90,6 +90,13 @@ void raw_submit(struct raw_disk *d, struct raw_req *r);
  * room; call when raw_event_fd() is readable. Returns how many completed.
  */
 unsigned int raw_complete(struct raw_disk *d);
+/*
+ * Batching: between raw_plug() and the matching raw_unplug(), io_uring
+ * requests are only queued; raw_unplug() submits them with one system call.
+ * Pairs nest. The synchronous fallback ignores them.
+ */
+void raw_plug(struct raw_disk *d);
+void raw_unplug(struct raw_disk *d);
 /* Makes raw_event_fd() readable, so its owner gets called back for work it deferred. */
 void raw_wake(struct raw_disk *d);
 /* Blocks until no request is in flight, running every callback. */

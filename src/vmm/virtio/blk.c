@@ -401,6 +401,8 @@ static void process_queue(struct virtio_blk *b)
 
 	if (!b->active || b->broken || !q->ready)
 		return;
+	/* One submission for all the requests this round pops. */
+	raw_plug(b->disk);
 	while (b->inflight < q->size) {
 		int ret;
 
@@ -419,10 +421,11 @@ static void process_queue(struct virtio_blk *b)
 		if (ret < 0) {
 			/* Reported once; the queue is left alone until the driver resets. */
 			mark_broken(b, q->error);
-			return;
+			break;
 		}
 		handle_chain(b, &b->chain);
 	}
+	raw_unplug(b->disk);
 }
 
 /* Drops the lock, then tells the transport what happened under it. */
