@@ -13,6 +13,7 @@
 #include "vmm/vm.h"
 #include "vmm/x86/cpu_boot.h"
 #include "vmm/x86/cpuid.h"
+#include "vmm/x86/emulate_kvm.h"
 #include "vmm/x86/msr.h"
 
 int vcpu_create(struct vcpu *vcpu, struct vm *vm, uint32_t id, const struct kvm_cpuid2 *cpuid,
@@ -115,12 +116,16 @@ static void crash(struct vcpu *vcpu, const char *what)
 	vm_request_stop(vcpu->vm, VM_STOP_CRASH, 1);
 }
 
-static void handle_internal_error(struct vcpu *vcpu)
+/* False when the vCPU must stop: an instruction KVM could not emulate and ember cannot finish. */
+static bool handle_internal_error(struct vcpu *vcpu)
 {
 	struct kvm_run *run = vcpu->run;
-	char what[256];
+	char what[512], why[256] = "";
 	int n;
 
+	if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION &&
+	    !emulate_kvm_finish(vcpu->fd, &vcpu->vm->mem, why, sizeof(why)))
+		return true;
 	n = snprintf(what, sizeof(what), "KVM internal error, suberror %u%s", run->internal.suberror,
 		     run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION
 			     ? " (instruction emulation failed)"
@@ -128,7 +133,10 @@ static void handle_internal_error(struct vcpu *vcpu)
 	for (uint32_t i = 0; i < run->internal.ndata && i < 16 && n < (int)sizeof(what) - 20; i++)
 		n += snprintf(what + n, sizeof(what) - n, " 0x%llx",
 			      (unsigned long long)run->internal.data[i]);
+	if (why[0])
+		snprintf(what + n, sizeof(what) - n, "; %s", why);
 	crash(vcpu, what);
+	return false;
 }
 
 static void handle_system_event(struct vcpu *vcpu)
@@ -169,8 +177,7 @@ static bool handle_exit(struct vcpu *vcpu)
 		crash(vcpu, "triple fault (KVM_EXIT_SHUTDOWN)");
 		return false;
 	case KVM_EXIT_INTERNAL_ERROR:
-		handle_internal_error(vcpu);
-		return false;
+		return handle_internal_error(vcpu);
 	case KVM_EXIT_FAIL_ENTRY:
 		snprintf(what, sizeof(what), "VM entry failed, hardware reason 0x%llx",
 			 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);

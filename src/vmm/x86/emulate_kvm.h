@@ -1,0 +1,20 @@
+/*
+ * Glue between a vCPU that stopped with KVM_INTERNAL_ERROR_EMULATION and
+ * the user-space completion (emulate.h): reads the vCPU's state, finishes
+ * the instruction, writes the state back or injects the exception it
+ * raised (KVM_SET_VCPU_EVENTS), so KVM_RUN can resume.
+ */
+#ifndef EMBER_VMM_X86_EMULATE_KVM_H
+#define EMBER_VMM_X86_EMULATE_KVM_H
+
+#include <stddef.h>
+
+#include "vmm/memory.h"
+
+/*
+ * 0 when the vCPU can resume; -errno otherwise, with `why` naming the
+ * instruction (its bytes) and the reason ember could not finish it.
+ */
+int emulate_kvm_finish(int vcpu_fd, const struct guest_mem *mem, char *why, size_t whylen);
+
+#endif
