@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "vmm/profile.h"
 #include "vmm/vm.h"
 #include "vmm/x86/cpu_boot.h"
 #include "vmm/x86/cpuid.h"
@@ -193,16 +194,33 @@ static bool handle_exit(struct vcpu *vcpu)
 	}
 }
 
+/* The guest's RIP when the sampling timer interrupted KVM_RUN. */
+static void profile_sample(struct vcpu *vcpu, struct profile *prof)
+{
+	struct kvm_regs r;
+	int e = errno;
+
+	if (!ioctl(vcpu->fd, KVM_GET_REGS, &r))
+		profile_count(prof, r.rip);
+	errno = e;
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
 	sigset_t set;
 
+	struct profile prof;
+
 	sigemptyset(&set);
 	sigaddset(&set, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	if (profile_start(&prof, VCPU_KICK_SIGNAL))
+		log_warn("vcpu %u: profile: cannot arm the sampling timer", vcpu->id);
 	while (!vm_stopping(vcpu->vm)) {
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
+			if (errno == EINTR && prof.on)
+				profile_sample(vcpu, &prof);
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
 			log_err("vcpu %u: KVM_RUN: %m", vcpu->id);
@@ -212,6 +230,7 @@ static void *vcpu_thread(void *arg)
 		if (!handle_exit(vcpu))
 			break;
 	}
+	profile_stop(&prof, vcpu->id);
 	return NULL;
 }
 

@@ -20,6 +20,7 @@
 #include "vmm/x86/cpu_boot.h"
 #include "vmm/x86/cpuid.h"
 #include "vmm/x86/layout.h"
+#include "vmm/x86/linux_opts.h"
 
 #define ERRLEN 512
 #define EXIT_GUEST_CRASH 1
@@ -70,8 +71,14 @@ static int load_guest(struct vm *vm, const struct vm_config *cfg, char *err)
 			 (unsigned long long)LAYOUT_ACPI_START);
 		return EXIT_GUEST_CRASH;
 	}
+	if (linux_opts_host_needs(NULL))
+		bcfg.linux_opts = LINUX_OPTS_CPL0_EMULATED;
 	if (boot_load(&vm->mem, &bcfg, &entry, err, ERRLEN))
 		return EXIT_BAD_INPUT;
+	if (entry.opts_added[0])
+		log_warn("this host's KVM emulates guest kernel code and cannot run some "
+			 "instructions there: added '%s' to the kernel command line",
+			 entry.opts_added);
 	long_mode = entry.mode == BOOT_LINUX64;
 	ret = cpu_boot_tables(&vm->mem, long_mode);
 	if (!ret)

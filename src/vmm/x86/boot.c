@@ -11,6 +11,7 @@
 
 #include "vmm/x86/bzimage.h"
 #include "vmm/x86/layout.h"
+#include "vmm/x86/linux_opts.h"
 #include "vmm/x86/pvh.h"
 
 #define KiB 1024ULL
@@ -264,6 +265,7 @@ int boot_load(struct guest_mem *mem, const struct boot_config *cfg, struct boot_
 	    .rsdp_gpa = cfg->rsdp_gpa,
 	};
 	uint8_t *kernel = NULL;
+	char *cmdline = NULL, added[sizeof(entry->opts_added)] = "";
 	size_t kernel_len = 0;
 	int initrd_fd = -1;
 	uint8_t *dst;
@@ -276,6 +278,18 @@ int boot_load(struct guest_mem *mem, const struct boot_config *cfg, struct boot_
 	ret = read_kernel(cfg->kernel_path, &kernel, &kernel_len, err, errlen);
 	if (ret)
 		return ret;
+	if (cfg->linux_opts && linux_opts_is_linux(kernel, kernel_len)) {
+		size_t cap = strlen(cfg->cmdline ? cfg->cmdline : "") + strlen(cfg->linux_opts) + 2;
+
+		cmdline = malloc(cap);
+		if (!cmdline || linux_opts_append(cfg->cmdline, cfg->linux_opts, cmdline, cap,
+						  added, sizeof(added))) {
+			boot_errf(err, errlen, "cmdline: out of memory");
+			ret = -ENOMEM;
+			goto out;
+		}
+		args.cmdline = cmdline;
+	}
 	if (cfg->initrd_path) {
 		ret = open_input("initrd", cfg->initrd_path, &initrd_fd, &args.initrd_size, err,
 				 errlen);
@@ -294,7 +308,11 @@ int boot_load(struct guest_mem *mem, const struct boot_config *cfg, struct boot_
 			  cfg->kernel_path);
 		ret = -ENOEXEC;
 	}
-	if (ret || initrd_fd < 0)
+	if (ret)
+		goto out;
+	/* The loaders fill *entry whole: what was added goes in after them. */
+	memcpy(entry->opts_added, added, sizeof(added));
+	if (initrd_fd < 0)
 		goto out;
 	dst = gmem_ptr(mem, entry->initrd_addr, args.initrd_size);
 	if (!dst) { /* the loaders place it inside RAM; never trust that blindly */
@@ -306,6 +324,7 @@ int boot_load(struct guest_mem *mem, const struct boot_config *cfg, struct boot_
 out:
 	if (initrd_fd >= 0)
 		close(initrd_fd);
+	free(cmdline);
 	free(kernel);
 	return ret;
 }

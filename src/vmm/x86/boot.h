@@ -38,6 +38,7 @@ struct boot_entry {
 	uint64_t kernel_end;  /* end of the memory the kernel claims (for logs) */
 	uint64_t initrd_addr; /* where the initrd went; 0 when none */
 	uint64_t initrd_size;
+	char opts_added[128]; /* words of boot_config.linux_opts appended; "" = none */
 };
 
 struct boot_config {
@@ -45,6 +46,8 @@ struct boot_config {
 	const char *initrd_path; /* may be NULL */
 	const char *cmdline;	 /* may be NULL = "" */
 	uint64_t rsdp_gpa;	 /* ACPI RSDP address, 0 = none */
+	/* Appended to a Linux kernel's command line where it lacks them (linux_opts.h); may be NULL. */
+	const char *linux_opts;
 };
 
 /*
