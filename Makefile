@@ -15,7 +15,7 @@ LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 CLI_OBJS  := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
 SAN_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/san/%.o) $(TEST_SRCS:%.c=$(BUILD)/san/%.o)
 
-.PHONY: all check unit clean run bench bench-virtio guests
+.PHONY: all check unit clean run run-guest bench bench-virtio guests
 all: $(BUILD)/.deps $(BUILD)/ember guests
 
 # Debian packages the build and tests need (apt-get, once).
@@ -48,6 +48,7 @@ include tests/guest/guest.mk
 -include tests/fuzz/fuzz.mk
 
 # Fuzz smoke runs first, so Criterion's summary is the last line printed.
+# The stock Linux guest is built too, so tests/linux boots it (minutes here).
 check: all $(BUILD)/tests/ember-tests fuzz-smoke
 	EMBER_BUILD=$(abspath $(BUILD)) LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) \
 		$(BUILD)/tests/ember-tests --jobs 2
@@ -59,7 +60,11 @@ bench: all
 bench-virtio: all
 	bench/virtio.sh
 
-run: all
+# The main job: Debian's kernel and a busybox initramfs (tests/linux/linux.mk).
+run: run-linux
+
+# ember's own test guest: reports what it was given and powers off, in a blink.
+run-guest: all
 	$(BUILD)/ember run --kernel $(BUILD)/guest/pvh-guest.elf --cpus 2 --cmdline "console=ttyS0"
 
 clean:
