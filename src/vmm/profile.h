@@ -3,8 +3,11 @@
  * spends its time: with EMBER_PROFILE=PATH in the environment, each vCPU
  * thread arms a timer on its own CPU-time clock that interrupts KVM_RUN
  * PROFILE_HZ times a second; the guest RIP at each interruption is counted,
- * and when the thread ends PATH.vcpuN gets one "count rip" line per
- * address, most frequent first. Off (and free) without the variable.
+ * and PATH.vcpuN gets one "count rip" line per address, most frequent
+ * first: a section for every PROFILE_SLICE_S seconds of wall time (so a
+ * phase of a long boot can be told from the others), headed by
+ * "# slice T", and one for the whole run when the thread ends, headed by
+ * "# total". Off (and free) without the variable.
  */
 #ifndef EMBER_VMM_PROFILE_H
 #define EMBER_VMM_PROFILE_H
@@ -16,27 +19,36 @@
 #include <time.h>
 
 #define PROFILE_HZ 1000
+#define PROFILE_SLICE_S 20
 
 struct profile_slot {
 	uint64_t rip;
 	uint64_t count;
 };
 
-struct profile {
-	bool on;
-	timer_t timer;
+struct profile_table {
 	struct profile_slot *slots; /* open addressing, PROFILE_SLOTS entries */
 	size_t used;
 	uint64_t samples, dropped;
 };
 
-/* In the vCPU thread: arms the timer when EMBER_PROFILE is set. 0 or -errno. */
-int profile_start(struct profile *p, int signo);
-/* Counts one sample at rip (a full table drops it). */
+struct profile {
+	bool on;
+	timer_t timer;
+	struct profile_table total, slice;
+	FILE *out;
+	struct timespec start, slice_start;
+};
+
+/* In the vCPU thread: opens EMBER_PROFILE.vcpu<id> and arms the timer when the variable is set. 0 or -errno. */
+int profile_start(struct profile *p, uint32_t vcpu_id, int signo);
+/* Counts one sample at rip (a full table drops it); writes out a slice when one is due. */
 void profile_count(struct profile *p, uint64_t rip);
-/* Writes the counts, most first, to f. */
-void profile_write(const struct profile *p, FILE *f);
-/* Disarms, writes EMBER_PROFILE.vcpu<id> and frees. */
-void profile_stop(struct profile *p, uint32_t vcpu_id);
+/* Counts one sample at rip in table t (a full table drops it). */
+void profile_table_count(struct profile_table *t, uint64_t rip);
+/* Writes t's counts, most first, under the heading line `title`. */
+void profile_table_write(const struct profile_table *t, const char *title, FILE *f);
+/* Disarms, writes the last slice and the total, closes and frees. */
+void profile_stop(struct profile *p);
 
 #endif

@@ -215,8 +215,8 @@ static void *vcpu_thread(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-	if (profile_start(&prof, VCPU_KICK_SIGNAL))
-		log_warn("vcpu %u: profile: cannot arm the sampling timer", vcpu->id);
+	if (profile_start(&prof, vcpu->id, VCPU_KICK_SIGNAL))
+		log_warn("vcpu %u: EMBER_PROFILE: cannot start sampling", vcpu->id);
 	while (!vm_stopping(vcpu->vm)) {
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR && prof.on)
@@ -230,7 +230,7 @@ static void *vcpu_thread(void *arg)
 		if (!handle_exit(vcpu))
 			break;
 	}
-	profile_stop(&prof, vcpu->id);
+	profile_stop(&prof);
 	return NULL;
 }
 
