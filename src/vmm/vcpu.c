@@ -125,7 +125,8 @@ static bool handle_internal_error(struct vcpu *vcpu)
 	int n;
 
 	if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION &&
-	    !emulate_kvm_finish(vcpu->fd, &vcpu->vm->mem, why, sizeof(why)))
+	    (syscall_fixup_emulation_exit(&vcpu->sysfix, vcpu->fd, &vcpu->vm->mem) == 1 ||
+	     !emulate_kvm_finish(vcpu->fd, &vcpu->vm->mem, why, sizeof(why))))
 		return true;
 	n = snprintf(what, sizeof(what), "KVM internal error, suberror %u%s", run->internal.suberror,
 		     run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION
@@ -187,6 +188,7 @@ static bool handle_exit(struct vcpu *vcpu)
 	case KVM_EXIT_SYSTEM_EVENT:
 		handle_system_event(vcpu);
 		return false;
+
 	default:
 		snprintf(what, sizeof(what), "unhandled KVM exit reason %u", run->exit_reason);
 		crash(vcpu, what);
@@ -229,6 +231,7 @@ static void *vcpu_thread(void *arg)
 		}
 		if (!handle_exit(vcpu))
 			break;
+		syscall_fixup_track(&vcpu->sysfix, vcpu->fd, &vcpu->vm->mem, vcpu->id);
 	}
 	profile_stop(&prof);
 	return NULL;

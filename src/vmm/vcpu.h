@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "vmm/x86/syscall_fixup.h"
+
 struct vm;
 
 struct vcpu {
@@ -16,6 +18,7 @@ struct vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	bool started;
+	struct syscall_fixup sysfix; /* hosts that emulate CPL 0 only */
 };
 
 /* KVM_CREATE_VCPU + mmap of kvm_run, CPUID, MSRs, FPU, LAPIC. */

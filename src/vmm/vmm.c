@@ -108,8 +108,11 @@ static int vcpus_create(struct vm *vm, uint32_t ncpus, char *err)
 	vm->ncpus = ncpus;
 	for (uint32_t i = 0; i < ncpus; i++)
 		vm->vcpus[i].fd = -1;
-	for (uint32_t i = 0; i < ncpus && !ret; i++)
+	for (uint32_t i = 0; i < ncpus && !ret; i++) {
 		ret = vcpu_create(&vm->vcpus[i], vm, i, cpuid, err, ERRLEN);
+		/* Such hosts leave user-mode syscalls half done: syscall_fixup.h. */
+		vm->vcpus[i].sysfix.on = !ret && linux_opts_host_needs(NULL);
+	}
 	free(cpuid);
 	return ret;
 }

@@ -107,6 +107,22 @@ common64:
 	movw $SEL_TSS, %ax
 	ltr %ax
 	lidt idt_ptr
+	/* syscall/sysret: STAR (kernel CS 0x08, user base 0x10), LSTAR, SFMASK, EFER.SCE. */
+	movl $0xc0000081, %ecx
+	xorl %eax, %eax
+	movl $0x00130008, %edx
+	wrmsr
+	movl $0xc0000082, %ecx
+	movl $syscall_entry, %eax
+	xorl %edx, %edx
+	wrmsr
+	movl $0xc0000084, %ecx
+	xorl %eax, %eax
+	wrmsr
+	movl $MSR_EFER, %ecx
+	rdmsr
+	orl $1, %eax
+	wrmsr
 	/* To CPL 3; guest_main fills the IDT gates natively. */
 	pushq $SEL_UDATA
 	pushq $ustack_top
@@ -133,6 +149,7 @@ user_entry:
 	.macro TRAPSTUB vec
 	.balign 16
 trap_stub_\vec:
+	nop /* as Linux's ASM_CLAC without SMAP: room for ember's syscall fixup */
 	.if !(\vec == 8 || \vec == 10 || \vec == 11 || \vec == 12 || \vec == 13 || \vec == 14 || \vec == 17 || \vec == 21 || \vec == 29 || \vec == 30)
 	pushq $0
 	.endif
@@ -191,6 +208,13 @@ cpu_triplefault:
 	ud2
 1:	hlt
 	jmp 1b
+
+	/* syscall lands here at CPL 0: record CS, return with sysretq. */
+	.globl syscall_entry, syscall_seen_cs
+syscall_entry:
+	movw %cs, %ax
+	movw %ax, syscall_seen_cs(%rip)
+	sysretq
 
 	.globl syscall0
 syscall0:
@@ -314,3 +338,8 @@ pd:
 kstack_top:
 	.space 65536
 ustack_top:
+
+	.data
+	.balign 8
+syscall_seen_cs:
+	.word 0xffff

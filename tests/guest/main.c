@@ -232,12 +232,13 @@ uint64_t cmdline_num(const char *s, const char *key, uint64_t dflt)
 	return n;
 }
 
-enum action { ACT_POWEROFF, ACT_RESET, ACT_ECHO, ACT_TRIPLEFAULT, ACT_SPIN, ACT_FAULT };
+enum action { ACT_POWEROFF, ACT_RESET, ACT_ECHO, ACT_TRIPLEFAULT, ACT_SPIN, ACT_FAULT, ACT_SYSCALL };
+extern volatile uint16_t syscall_seen_cs;
 
 static enum action parse_action(const char *cmdline)
 {
 	static const char *const names[] = {"poweroff",	   "reset", "echo",
-					    "triplefault", "spin",  "fault"};
+					    "triplefault", "spin",  "fault", "syscall"};
 	size_t len;
 	const char *v = cmdline_word(cmdline, "action=", &len);
 
@@ -348,6 +349,11 @@ void guest_main(int boot, uint64_t info)
 		/* Exercises the exception path: #UD at CPL 3 gets reported. */
 		gprintf("guest: fault\n");
 		__asm__ volatile("ud2");
+		break;
+	case ACT_SYSCALL:
+		gprintf("guest: syscall\n");
+		__asm__ volatile("syscall" ::: "rcx", "r11", "rax", "memory");
+		gprintf("guest: syscall returned cs=0x%x\n", (unsigned int)syscall_seen_cs);
 		break;
 	}
 	acpi_poweroff(ai);

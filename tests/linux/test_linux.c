@@ -23,9 +23,12 @@
 
 #define LINUX_HANG_TIMEOUT_S 2700
 /* ember adds what this host needs (noxsave, nosmap, clearcpuid) itself. */
+/* As LINUX_CMDLINE in tests/linux/linux.mk, which says why. */
 #define LINUX_CMDLINE                                                                              \
 	"console=ttyS0 mitigations=off nowatchdog panic=-1 init_on_alloc=0 "                       \
-	"sysctl.kernel.hung_task_timeout_secs=0"
+	"sysctl.kernel.hung_task_timeout_secs=0 cryptomgr.notests psi=0 "                          \
+	"initcall_blacklist=trace_eval_init,init_kprobes,init_ftrace_syscalls,"                    \
+	"load_system_certificate_list"
 #define TAP "embtaplx0"
 #define GUEST_MAC "52:54:00:12:34:57"
 #define HOST_ADDR "169.254.77.1"

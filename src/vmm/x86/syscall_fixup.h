@@ -1,0 +1,71 @@
+/*
+ * Finishes `syscall` from guest CPL 3 on hosts whose KVM gets it half
+ * right. On the software nested KVM of HOST-KVM.md (PVM), a `syscall`
+ * executed by guest user code sets RCX, R11 and RIP = IA32_LSTAR but
+ * leaves the vCPU at CPL 3: the kernel's entry code is then fetched in
+ * user mode, a page fault (user, instruction fetch) is delivered at LSTAR,
+ * and the process dies. No exit reaches the monitor on the way, and this
+ * KVM ignores guest-debug breakpoints, so ember watches where such faults
+ * arrive: it puts an `int3` on the first byte of the guest's page-fault
+ * handler (IDT vector 14) when that byte is a one-byte `nop` (Linux's
+ * ASM_CLAC without SMAP, which ember turns off on such hosts) or starts an
+ * `endbr64`. KVM cannot run that int3 and exits; ember then either turns
+ * the fault back into the syscall the user made (CS and SS from IA32_STAR
+ * at CPL 0, RSP and RFLAGS from the fault frame, RFLAGS masked by
+ * IA32_FMASK, RIP = LSTAR) or, for any other fault, steps over the
+ * instruction it covered.
+ *
+ * The IDT can change (Linux switches from its early one), so vector 14 is
+ * read again every SYSCALL_FIXUP_RECHECK exits and the patch follows it.
+ */
+#ifndef EMBER_VMM_X86_SYSCALL_FIXUP_H
+#define EMBER_VMM_X86_SYSCALL_FIXUP_H
+
+#include <linux/kvm.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vmm/memory.h"
+
+#define SYSCALL_FIXUP_RECHECK 256
+
+struct syscall_fixup {
+	bool on;
+	uint64_t pf_entry; /* guest-virtual address patched; 0 = none */
+	uint64_t pf_gpa;   /* and where that byte is in guest RAM */
+	uint8_t orig;	   /* the byte the int3 replaced */
+	uint8_t skip;	   /* length of the instruction it starts (nop: 1, endbr64: 4) */
+	uint32_t exits;
+	uint64_t fixed; /* syscalls finished */
+	bool warned;
+};
+
+/* The fault frame a #PF pushes in long mode, lowest address first. */
+struct syscall_fixup_frame {
+	uint64_t error, rip, cs, rflags, rsp, ss;
+};
+
+/*
+ * Whether a #PF frame is a half-done syscall: a user-mode instruction
+ * fetch at LSTAR.
+ */
+bool syscall_fixup_is_half_syscall(const struct syscall_fixup_frame *fr, uint64_t lstar);
+
+/* Registers as the CPU would leave them after the user's `syscall` (SDM: SYSCALL). */
+void syscall_fixup_apply(struct kvm_regs *regs, struct kvm_sregs *sregs,
+			 const struct syscall_fixup_frame *fr, uint64_t lstar, uint64_t star,
+			 uint64_t fmask);
+
+/* After an exit: patches (or moves the patch to) the current #PF handler. */
+void syscall_fixup_track(struct syscall_fixup *f, int vcpu_fd, const struct guest_mem *mem,
+			 uint32_t vcpu_id);
+
+/*
+ * KVM could not emulate an instruction: when it is ember's int3, handles
+ * the fault as above and returns 1; 0 when it is not ours; -errno when the
+ * vCPU could not be read or written.
+ */
+int syscall_fixup_emulation_exit(struct syscall_fixup *f, int vcpu_fd,
+				 const struct guest_mem *mem);
+
+#endif
