@@ -21,6 +21,7 @@
 #define PTE_LEAF (PTE_P | PTE_RW | PTE_US | PTE_PS)
 
 #define MSR_EFER 0xc0000080
+#define SUPERVISOR_ALIAS 0xffffff8000000000
 #define EFER_LME 0x100
 #define CR0_PE 0x1
 #define CR0_PG 0x80000000
@@ -112,9 +113,11 @@ common64:
 	xorl %eax, %eax
 	movl $0x00130008, %edx
 	wrmsr
+	/* LSTAR in the supervisor-only alias, as a kernel's entry is: user code cannot fetch it. */
 	movl $0xc0000082, %ecx
-	movl $syscall_entry, %eax
-	xorl %edx, %edx
+	movabsq $(SUPERVISOR_ALIAS + syscall_entry), %rax
+	movq %rax, %rdx
+	shrq $32, %rdx
 	wrmsr
 	movl $0xc0000084, %ecx
 	xorl %eax, %eax
@@ -314,7 +317,9 @@ idt:
 	.globl pml4, pdpt
 pml4:
 	.quad pdpt + (PTE_P | PTE_RW | PTE_US)
-	.fill 511, 8, 0
+	.fill 510, 8, 0
+	/* 0xffffff8000000000: the same memory, supervisor only (no US), for LSTAR. */
+	.quad pdpt + (PTE_P | PTE_RW)
 pdpt:
 	.quad pd + 0x0000 + (PTE_P | PTE_RW | PTE_US)
 	.quad pd + 0x1000 + (PTE_P | PTE_RW | PTE_US)

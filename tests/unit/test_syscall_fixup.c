@@ -20,8 +20,10 @@ Test(syscall_fixup, user_fetch_at_lstar_is_a_half_syscall)
 	f.cs = 0x10;
 	cr_assert_not(syscall_fixup_is_half_syscall(&f, LSTAR), "a kernel-mode fault is not");
 	f = half;
-	f.error = PF_PRESENT | PF_USER | PF_WRITE;
-	cr_assert_not(syscall_fixup_is_half_syscall(&f, LSTAR), "a data access is not");
+	f.error = PF_PRESENT | PF_USER;
+	cr_assert(syscall_fixup_is_half_syscall(&f, LSTAR), "without NX there is no fetch bit");
+	f.error = PF_PRESENT | PF_FETCH;
+	cr_assert_not(syscall_fixup_is_half_syscall(&f, LSTAR), "a supervisor access is not");
 	f = half;
 	f.rip = LSTAR + 3;
 	cr_assert_not(syscall_fixup_is_half_syscall(&f, LSTAR), "elsewhere is not");

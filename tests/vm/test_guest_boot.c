@@ -248,3 +248,20 @@ Test(guest_boot, sigterm_stops_a_running_guest, .timeout = 300)
 	cr_assert(strstr(r.err, "stopping the VM on signal"), "stderr:\n%s", r.err);
 	vmtest_free(&r);
 }
+
+/*
+ * `syscall` from user mode enters the kernel at CPL 0 through a
+ * supervisor-only LSTAR, and sysretq comes back: on hosts whose KVM leaves
+ * such a syscall at CPL 3, that is ember's fixup (x86/syscall_fixup.h).
+ */
+Test(guest_boot, user_mode_syscall_enters_cpl0_and_returns, .timeout = 300)
+{
+	struct vmtest_result r;
+
+	run_action("pvh", "action=syscall", NULL, &r);
+	assert_line(&r, "guest: syscall");
+	assert_line(&r, "guest: syscall returned cs=0x8");
+	assert_no_failure_line(&r);
+	cr_assert_eq(r.status, 0, "stderr:\n%s", r.err);
+	vmtest_free(&r);
+}

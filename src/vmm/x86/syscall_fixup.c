@@ -61,8 +61,8 @@ static int read_virt(const struct guest_mem *mem, const struct mmu_mode *mode, u
 
 bool syscall_fixup_is_half_syscall(const struct syscall_fixup_frame *fr, uint64_t lstar)
 {
-	return lstar && fr->rip == lstar && (fr->cs & 3) == 3 && (fr->error & PF_USER) &&
-	       (fr->error & PF_FETCH);
+	/* No PF_FETCH test: the CPU reports it only with EFER.NXE set. */
+	return lstar && fr->rip == lstar && (fr->cs & 3) == 3 && (fr->error & PF_USER);
 }
 
 void syscall_fixup_apply(struct kvm_regs *regs, struct kvm_sregs *sregs,

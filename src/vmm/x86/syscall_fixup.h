@@ -45,10 +45,7 @@ struct syscall_fixup_frame {
 	uint64_t error, rip, cs, rflags, rsp, ss;
 };
 
-/*
- * Whether a #PF frame is a half-done syscall: a user-mode instruction
- * fetch at LSTAR.
- */
+/* Whether a #PF frame is a half-done syscall: a user-mode fault with RIP = LSTAR. */
 bool syscall_fixup_is_half_syscall(const struct syscall_fixup_frame *fr, uint64_t lstar);
 
 /* Registers as the CPU would leave them after the user's `syscall` (SDM: SYSCALL). */
