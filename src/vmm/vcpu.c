@@ -125,7 +125,7 @@ static bool handle_internal_error(struct vcpu *vcpu)
 	int n;
 
 	if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION &&
-	    (syscall_fixup_emulation_exit(&vcpu->sysfix, vcpu->fd, &vcpu->vm->mem) == 1 ||
+	    (syscall_fixup_emulation_exit(&vcpu->vm->sysfix, vcpu->fd, &vcpu->vm->mem) == 1 ||
 	     !emulate_kvm_finish(vcpu->fd, &vcpu->vm->mem, why, sizeof(why))))
 		return true;
 	n = snprintf(what, sizeof(what), "KVM internal error, suberror %u%s", run->internal.suberror,
@@ -231,7 +231,7 @@ static void *vcpu_thread(void *arg)
 		}
 		if (!handle_exit(vcpu))
 			break;
-		syscall_fixup_track(&vcpu->sysfix, vcpu->fd, &vcpu->vm->mem, vcpu->id);
+		syscall_fixup_track(&vcpu->vm->sysfix, vcpu->fd, &vcpu->vm->mem, &vcpu->sysfix_exits);
 	}
 	profile_stop(&prof);
 	return NULL;

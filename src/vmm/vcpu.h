@@ -18,7 +18,7 @@ struct vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	bool started;
-	struct syscall_fixup sysfix; /* hosts that emulate CPL 0 only */
+	uint32_t sysfix_exits; /* exits counted for syscall_fixup_track */
 };
 
 /* KVM_CREATE_VCPU + mmap of kvm_run, CPUID, MSRs, FPU, LAPIC. */

@@ -100,6 +100,7 @@ int vm_create(struct vm *vm, int kvm_fd, uint64_t ram_size, char *err, unsigned 
 	vm->vm_fd = -1;
 	bus_init(&vm->pio, "pio");
 	bus_init(&vm->mmio, "mmio");
+	syscall_fixup_init(&vm->sysfix, false);
 	vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->stop_efd < 0) {
 		snprintf(err, errlen, "eventfd: %m");
@@ -148,6 +149,7 @@ void vm_destroy(struct vm *vm)
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
 	gmem_free(&vm->mem);
+	syscall_fixup_destroy(&vm->sysfix);
 	bus_free(&vm->pio);
 	bus_free(&vm->mmio);
 	if (vm->stop_efd >= 0)

@@ -14,6 +14,7 @@
 
 #include "vmm/bus.h"
 #include "vmm/memory.h"
+#include "vmm/x86/syscall_fixup.h"
 
 struct vcpu;
 
@@ -42,6 +43,8 @@ struct vm {
 	/* One bit per port: set once an unclaimed access was logged. */
 	atomic_ulong pio_logged[65536 / (8 * sizeof(unsigned long))];
 	atomic_uint mmio_logged;
+	/* Hosts that leave user-mode syscalls half done: x86/syscall_fixup.h. */
+	struct syscall_fixup sysfix;
 };
 
 /* Opens /dev/kvm (or $EMBER_KVM_DEV) and checks the API; fd or -errno, err filled. */

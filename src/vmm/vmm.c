@@ -71,8 +71,10 @@ static int load_guest(struct vm *vm, const struct vm_config *cfg, char *err)
 			 (unsigned long long)LAYOUT_ACPI_START);
 		return EXIT_GUEST_CRASH;
 	}
-	if (linux_opts_host_needs(NULL))
+	if (linux_opts_host_needs(NULL)) {
 		bcfg.linux_opts = LINUX_OPTS_CPL0_EMULATED;
+		vm->sysfix.on = true; /* such hosts leave user-mode syscalls half done */
+	}
 	if (boot_load(&vm->mem, &bcfg, &entry, err, ERRLEN))
 		return EXIT_BAD_INPUT;
 	if (entry.opts_added[0])
@@ -108,11 +110,8 @@ static int vcpus_create(struct vm *vm, uint32_t ncpus, char *err)
 	vm->ncpus = ncpus;
 	for (uint32_t i = 0; i < ncpus; i++)
 		vm->vcpus[i].fd = -1;
-	for (uint32_t i = 0; i < ncpus && !ret; i++) {
+	for (uint32_t i = 0; i < ncpus && !ret; i++)
 		ret = vcpu_create(&vm->vcpus[i], vm, i, cpuid, err, ERRLEN);
-		/* Such hosts leave user-mode syscalls half done: syscall_fixup.h. */
-		vm->vcpus[i].sysfix.on = !ret && linux_opts_host_needs(NULL);
-	}
 	free(cpuid);
 	return ret;
 }

@@ -50,3 +50,32 @@ Test(syscall_fixup, apply_enters_the_kernel_as_syscall_would)
 	cr_assert_eq(s.ss.dpl, 0);
 	cr_assert_eq(s.ss.type, 3);
 }
+
+Test(syscall_fixup, no_op_lengths)
+{
+	static const struct {
+		uint8_t b[12];
+		unsigned int len;
+	} cases[] = {
+	    {{0x90}, 1},
+	    {{0x66, 0x90}, 2},
+	    {{0x0f, 0x1f, 0x00}, 3},			     /* nopl (%rax): Linux's NOP3 */
+	    {{0x0f, 0x1f, 0x40, 0x00}, 4},		     /* nopl 0(%rax) */
+	    {{0x0f, 0x1f, 0x44, 0x00, 0x00}, 5},	     /* nopl 0(%rax,%rax,1) */
+	    {{0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00}, 6},	     /* nopw 0(%rax,%rax,1) */
+	    {{0x0f, 0x1f, 0x80, 0, 0, 0, 0}, 7},	     /* nopl 0L(%rax) */
+	    {{0x0f, 0x1f, 0x84, 0, 0, 0, 0, 0}, 8},	     /* nopl 0L(%rax,%rax,1) */
+	    {{0x66, 0x2e, 0x0f, 0x1f, 0x84, 0, 0, 0, 0, 0}, 10}, /* cs nopw 0L(...) */
+	    {{0xf3, 0x0f, 0x1e, 0xfa}, 4},		     /* endbr64 */
+	    {{0x0f, 0x01, 0xca}, 0},			     /* clac: not a no-op */
+	    {{0xfc}, 0},				     /* cld */
+	    {{0x0f, 0x1f, 0x08}, 0},			     /* 0f 1f /1 is not nop */
+	    {{0x6a, 0x0e}, 0},				     /* push $14 */
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		cr_assert_eq(syscall_fixup_nop_len(cases[i].b, sizeof(cases[i].b)), cases[i].len,
+			     "case %zu", i);
+	/* A no-op cut short by the buffer is not stepped over. */
+	cr_assert_eq(syscall_fixup_nop_len(cases[7].b, 5), 0);
+}

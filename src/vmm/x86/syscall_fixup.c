@@ -81,16 +81,43 @@ void syscall_fixup_apply(struct kvm_regs *regs, struct kvm_sregs *sregs,
 	regs->rflags = (fr->rflags & ~fmask) | 0x2;
 }
 
-/* How long the instruction at the handler is, when ember can step over it; 0 if not. */
-static uint8_t coverable(const uint8_t *b)
+void syscall_fixup_init(struct syscall_fixup *f, bool on)
+{
+	memset(f, 0, sizeof(*f));
+	pthread_mutex_init(&f->lock, NULL);
+	f->on = on;
+}
+
+void syscall_fixup_destroy(struct syscall_fixup *f)
+{
+	pthread_mutex_destroy(&f->lock);
+}
+
+unsigned int syscall_fixup_nop_len(const uint8_t *b, size_t n)
 {
 	static const uint8_t endbr64[4] = {0xf3, 0x0f, 0x1e, 0xfa};
+	unsigned int i = 0, mod, rm, len;
 
-	if (b[0] == 0x90)
-		return 1;
-	if (!memcmp(b, endbr64, sizeof(endbr64)))
+	if (n >= 4 && !memcmp(b, endbr64, sizeof(endbr64)))
 		return 4;
-	return 0;
+	/* Operand-size and CS prefixes, as in the kernel's long NOPs. */
+	while (i < n && i < 4 && (b[i] == 0x66 || b[i] == 0x2e))
+		i++;
+	if (i < n && b[i] == 0x90)
+		return i + 1;
+	/* 0f 1f /0: nopl/nopw with a memory operand that is never accessed. */
+	if (i + 2 >= n || b[i] != 0x0f || b[i + 1] != 0x1f || ((b[i + 2] >> 3) & 7) != 0)
+		return 0;
+	mod = b[i + 2] >> 6;
+	rm = b[i + 2] & 7;
+	len = i + 3;
+	if (mod != 3 && rm == 4)
+		len++; /* SIB */
+	if (mod == 1)
+		len += 1;
+	else if (mod == 2 || (mod == 0 && rm == 5))
+		len += 4;
+	return len <= n ? len : 0;
 }
 
 static void unpatch(struct syscall_fixup *f, const struct guest_mem *mem)
@@ -102,70 +129,72 @@ static void unpatch(struct syscall_fixup *f, const struct guest_mem *mem)
 	f->pf_entry = 0;
 }
 
-void syscall_fixup_track(struct syscall_fixup *f, int vcpu_fd, const struct guest_mem *mem,
-			 uint32_t vcpu_id)
+static uint64_t gate_offset(const uint8_t *g)
 {
-	struct kvm_sregs s;
-	struct mmu_mode mode;
-	uint8_t gate[16], head[4], *p;
-	uint64_t entry, gpa;
+	return (uint64_t)g[0] | (uint64_t)g[1] << 8 | (uint64_t)g[6] << 16 | (uint64_t)g[7] << 24 |
+	       (uint64_t)g[8] << 32 | (uint64_t)g[9] << 40 | (uint64_t)g[10] << 48 |
+	       (uint64_t)g[11] << 56;
+}
+
+/* The #PF handler's address from the IDT; 0 when there is none to read. */
+static uint64_t pf_handler(const struct guest_mem *mem, const struct kvm_sregs *s)
+{
+	struct mmu_mode mode = mode_of(s);
+	uint8_t gate[16];
+
+	if (!(s->efer & EFER_LMA) || s->idt.limit < 14 * 16 + 15 ||
+	    read_virt(mem, &mode, s->idt.base + 14 * 16, gate, sizeof(gate)) || !(gate[5] & 0x80))
+		return 0;
+	return gate_offset(gate);
+}
+
+/* Called locked: patches the handler at entry when it starts with a no-op. */
+static void patch(struct syscall_fixup *f, const struct guest_mem *mem,
+		  const struct kvm_sregs *s, uint64_t entry)
+{
+	struct mmu_mode mode = mode_of(s);
+	uint8_t head[16], *p;
+	unsigned int len;
+	uint64_t gpa;
 	uint32_t pf;
 
-	if (!f->on || f->exits++ % SYSCALL_FIXUP_RECHECK)
+	if (mmu_translate(mem, &mode, entry, MMU_IMPLICIT_SV, &gpa, &pf) ||
+	    !(p = gmem_ptr(mem, gpa, 1)) || read_virt(mem, &mode, entry, head, sizeof(head)))
 		return;
-	if (ioctl(vcpu_fd, KVM_GET_SREGS, &s) || !(s.efer & EFER_LMA) || s.idt.limit < 14 * 16 + 15)
-		return;
-	mode = mode_of(&s);
-	if (read_virt(mem, &mode, s.idt.base + 14 * 16, gate, sizeof(gate)))
-		return;
-	entry = (uint64_t)gate[0] | (uint64_t)gate[1] << 8 | (uint64_t)gate[6] << 16 |
-		(uint64_t)gate[7] << 24 | (uint64_t)gate[8] << 32 | (uint64_t)gate[9] << 40 |
-		(uint64_t)gate[10] << 48 | (uint64_t)gate[11] << 56;
-	if (!(gate[5] & 0x80) || entry == f->pf_entry)
-		return;
-	if (mmu_translate(mem, &mode, entry, MMU_IMPLICIT_SV, &gpa, &pf))
-		return;
-	p = gmem_ptr(mem, gpa, 1);
-	if (!p || read_virt(mem, &mode, entry, head, sizeof(head)))
-		return;
-	if (head[0] == INT3) /* another vCPU's patch (the IDT is shared) */
-		return;
-	if (!coverable(head)) {
+	if (head[0] == INT3)
+		return; /* not ours to cover (a debugger's, or the kernel's own text poke) */
+	len = syscall_fixup_nop_len(head, sizeof(head));
+	if (!len) {
 		if (!f->warned)
-			log_warn("vcpu %u: the guest's page-fault handler at 0x%llx does not start "
-				 "with nop or endbr64: user-mode syscalls cannot be finished on "
-				 "this host",
-				 vcpu_id, (unsigned long long)entry);
+			log_warn("the guest's page-fault handler at 0x%llx does not start with a "
+				 "no-op: user-mode syscalls cannot be finished on this host",
+				 (unsigned long long)entry);
 		f->warned = true;
 		return;
 	}
 	unpatch(f, mem);
 	f->orig = head[0];
-	f->skip = coverable(head);
+	f->skip = (uint8_t)len;
 	f->pf_entry = entry;
 	f->pf_gpa = gpa;
 	*p = INT3;
 }
 
-/* The int3 at the handler's first byte, from any vCPU: it is in guest RAM, not in f. */
-static bool ours(const struct guest_mem *mem, const struct kvm_sregs *s, uint64_t rip,
-		 uint8_t *skip)
+void syscall_fixup_track(struct syscall_fixup *f, int vcpu_fd, const struct guest_mem *mem,
+			 uint32_t *exits)
 {
-	struct mmu_mode mode = mode_of(s);
-	uint8_t gate[16], b[5];
+	struct kvm_sregs s;
 	uint64_t entry;
 
-	if (s->idt.limit < 14 * 16 + 15 ||
-	    read_virt(mem, &mode, s->idt.base + 14 * 16, gate, sizeof(gate)))
-		return false;
-	entry = (uint64_t)gate[0] | (uint64_t)gate[1] << 8 | (uint64_t)gate[6] << 16 |
-		(uint64_t)gate[7] << 24 | (uint64_t)gate[8] << 32 | (uint64_t)gate[9] << 40 |
-		(uint64_t)gate[10] << 48 | (uint64_t)gate[11] << 56;
-	if (rip != entry || read_virt(mem, &mode, rip, b, sizeof(b)) || b[0] != INT3)
-		return false;
-	/* What the int3 covers: a nop, or the first byte of endbr64. */
-	*skip = (b[1] == 0x0f && b[2] == 0x1e && b[3] == 0xfa) ? 4 : 1;
-	return true;
+	if (!f->on || (*exits)++ % SYSCALL_FIXUP_RECHECK)
+		return;
+	if (ioctl(vcpu_fd, KVM_GET_SREGS, &s))
+		return;
+	entry = pf_handler(mem, &s);
+	pthread_mutex_lock(&f->lock);
+	if (entry && entry != f->pf_entry)
+		patch(f, mem, &s, entry);
+	pthread_mutex_unlock(&f->lock);
 }
 
 int syscall_fixup_emulation_exit(struct syscall_fixup *f, int vcpu_fd,
@@ -175,14 +204,20 @@ int syscall_fixup_emulation_exit(struct syscall_fixup *f, int vcpu_fd,
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;
 	struct mmu_mode mode;
-	uint64_t lstar, star, fmask;
+	uint64_t lstar, star, fmask, entry;
+	const uint8_t *p;
 	uint8_t skip;
 
 	if (!f->on)
 		return 0;
 	if (ioctl(vcpu_fd, KVM_GET_REGS, &regs) || ioctl(vcpu_fd, KVM_GET_SREGS, &sregs))
 		return -errno;
-	if (!ours(mem, &sregs, regs.rip, &skip))
+	pthread_mutex_lock(&f->lock);
+	entry = f->pf_entry;
+	skip = f->skip;
+	p = entry ? gmem_ptr(mem, f->pf_gpa, 1) : NULL;
+	pthread_mutex_unlock(&f->lock);
+	if (!entry || regs.rip != entry || !p || *p != INT3)
 		return 0;
 	mode = mode_of(&sregs);
 	if (read_virt(mem, &mode, regs.rsp, &fr, sizeof(fr)) || get_msr(vcpu_fd, MSR_LSTAR, &lstar))
@@ -193,9 +228,9 @@ int syscall_fixup_emulation_exit(struct syscall_fixup *f, int vcpu_fd,
 		syscall_fixup_apply(&regs, &sregs, &fr, lstar, star, fmask);
 		if (ioctl(vcpu_fd, KVM_SET_SREGS, &sregs))
 			return -errno;
-		f->fixed++;
+		__atomic_add_fetch(&f->fixed, 1, __ATOMIC_RELAXED);
 	} else {
-		regs.rip += skip; /* an ordinary fault: past what the int3 covers */
+		regs.rip += skip; /* an ordinary fault: past the no-op the int3 covers */
 	}
 	return ioctl(vcpu_fd, KVM_SET_REGS, &regs) ? -errno : 1;
 }
