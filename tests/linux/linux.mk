@@ -8,7 +8,7 @@
 LINUX_DIR := $(BUILD)/linux
 LINUX_CPUS ?= 2
 LINUX_MEMORY ?= 512
-# ember itself adds what hosts like ours need (noxsave, nosmap, clearcpuid:
+# ember itself adds what hosts like ours need (clearcpuid for SSSE3, XSAVE, SMAP, ...:
 # see src/vmm/x86/linux_opts.h). Here, what makes the boot cheaper there:
 # mitigations=off: fewer instructions per kernel entry and exit.
 # nowatchdog, hung_task_timeout_secs=0: at ~1 us per CPL 0 instruction the

@@ -22,7 +22,7 @@
 #include "vm/vmtest.h"
 
 #define LINUX_HANG_TIMEOUT_S 2700
-/* ember adds what this host needs (noxsave, nosmap, clearcpuid) itself. */
+/* ember adds what this host needs (clearcpuid: SSSE3, XSAVE, SMAP, ...) itself. */
 /* As LINUX_CMDLINE in tests/linux/linux.mk, which says why. */
 #define LINUX_CMDLINE                                                                              \
 	"console=ttyS0 mitigations=off nowatchdog panic=-1 init_on_alloc=0 "                       \

@@ -6,13 +6,14 @@
  * clac/stac, cmpxchg16b and popcnt only through ember's user-space
  * completion, at a VM exit each; string moves byte by byte (ERMS, FSRM)
  * cost one emulation step per byte. Each option below steers the kernel
- * away from one of those, cheaply:
- *   noxsave            no XSAVE (xrstor), and so no AVX
- *   nosmap             no clac/stac on every user access and kernel entry
- *   clearcpuid=137     SSSE3 (and the SSE4 that depend on it): no SIMD crypto
- *   clearcpuid=141     CX16: SLUB takes its lock path, not cmpxchg16b
- *   clearcpuid=151     POPCNT: the kernel's software hweight
- *   clearcpuid=297,580 ERMS, FSRM: rep movsq/stosq instead of movsb/stosb
+ * away from one of those, cheaply (by feature number: Linux 6.1 knows no
+ * names in clearcpuid=, and no longer has noxsave or nosmap):
+ *   137  SSSE3 (and the SSE4 that depend on it): no SIMD crypto
+ *   141  CX16: SLUB takes its lock path, not cmpxchg16b
+ *   151  POPCNT: the kernel's software hweight
+ *   154  XSAVE (and AVX): no xrstor
+ *   297  ERMS, 580 FSRM: rep movsq/stosq instead of movsb/stosb
+ *   308  SMAP: no clac/stac on every user access and kernel entry
  */
 #ifndef EMBER_VMM_X86_LINUX_OPTS_H
 #define EMBER_VMM_X86_LINUX_OPTS_H
@@ -21,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LINUX_OPTS_CPL0_EMULATED "noxsave nosmap clearcpuid=137,141,151,297,580"
+#define LINUX_OPTS_CPL0_EMULATED "clearcpuid=137,141,151,154,297,308,580"
 
 /*
  * True when this host's KVM emulates guest CPL 0: the kvm_pvm module is

@@ -162,7 +162,7 @@ static void patch(struct syscall_fixup *f, const struct guest_mem *mem,
 	    !(p = gmem_ptr(mem, gpa, 1)) || read_virt(mem, &mode, entry, head, sizeof(head)))
 		return;
 	if (head[0] == INT3)
-		return; /* not ours to cover (a debugger's, or the kernel's own text poke) */
+		return; /* ours already, or the kernel's own text poke in progress */
 	len = syscall_fixup_nop_len(head, sizeof(head));
 	if (!len) {
 		if (!f->warned)
@@ -172,12 +172,23 @@ static void patch(struct syscall_fixup *f, const struct guest_mem *mem,
 		f->warned = true;
 		return;
 	}
-	unpatch(f, mem);
+	if (entry != f->pf_entry)
+		unpatch(f, mem);
 	f->orig = head[0];
 	f->skip = (uint8_t)len;
 	f->pf_entry = entry;
 	f->pf_gpa = gpa;
 	*p = INT3;
+	log_debug("syscall fixup: int3 on the page-fault handler at 0x%llx (covers %u bytes)",
+		  (unsigned long long)entry, len);
+}
+
+/* Called locked: false when the guest rewrote the byte (its alternatives run after the IDT is set). */
+static bool still_patched(const struct syscall_fixup *f, const struct guest_mem *mem)
+{
+	const uint8_t *p = gmem_ptr(mem, f->pf_gpa, 1);
+
+	return p && *p == INT3;
 }
 
 void syscall_fixup_track(struct syscall_fixup *f, int vcpu_fd, const struct guest_mem *mem,
@@ -191,8 +202,10 @@ void syscall_fixup_track(struct syscall_fixup *f, int vcpu_fd, const struct gues
 	if (ioctl(vcpu_fd, KVM_GET_SREGS, &s))
 		return;
 	entry = pf_handler(mem, &s);
+	log_debug("syscall fixup: IDT 0x%llx, #PF handler 0x%llx", (unsigned long long)s.idt.base,
+		  (unsigned long long)entry);
 	pthread_mutex_lock(&f->lock);
-	if (entry && entry != f->pf_entry)
+	if (entry && (entry != f->pf_entry || !still_patched(f, mem)))
 		patch(f, mem, &s, entry);
 	pthread_mutex_unlock(&f->lock);
 }
@@ -217,6 +230,8 @@ int syscall_fixup_emulation_exit(struct syscall_fixup *f, int vcpu_fd,
 	skip = f->skip;
 	p = entry ? gmem_ptr(mem, f->pf_gpa, 1) : NULL;
 	pthread_mutex_unlock(&f->lock);
+	log_debug("syscall fixup: emulation exit at 0x%llx (patch at 0x%llx)",
+		  (unsigned long long)regs.rip, (unsigned long long)entry);
 	if (!entry || regs.rip != entry || !p || *p != INT3)
 		return 0;
 	mode = mode_of(&sregs);

@@ -9,7 +9,9 @@
  * arrive: it puts an `int3` on the first byte of the guest's page-fault
  * handler (IDT vector 14) when the instruction there is a no-op (Linux's
  * ASM_CLAC without SMAP, which ember turns off on such hosts, or an
- * `endbr64`). KVM cannot run that int3 and exits; ember then either turns
+ * `endbr64`). The kernel rewrites its own text while it boots
+ * (alternatives), so the patch is checked again with the IDT and put back
+ * when the byte is no longer int3. KVM cannot run that int3 and exits; ember then either turns
  * the fault back into the syscall the user made (CS and SS from IA32_STAR
  * at CPL 0, RSP and RFLAGS from the fault frame, RFLAGS masked by
  * IA32_FMASK, RIP = LSTAR) or, for any other fault, steps over the
