@@ -18,7 +18,13 @@ mkdir -p "$out/debs"
 rm -rf "$out/root" "$out/debs"/*.deb
 
 # The meta package depends on one versioned image: linux-image-<release>.
-pkg=$(apt-cache depends "$meta" 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+versioned() { apt-cache depends "$meta" 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}'; }
+pkg=$(versioned)
+if [ -z "$pkg" ] && [ "$(id -u)" -eq 0 ]; then
+	# A fresh machine may have no package lists yet.
+	apt-get update -qq >&2 || true
+	pkg=$(versioned)
+fi
 if [ -z "$pkg" ]; then
 	die "apt-cache: $meta names no versioned linux-image package (is the package list current? try apt-get update)"
 fi

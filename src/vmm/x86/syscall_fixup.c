@@ -165,10 +165,11 @@ static void patch(struct syscall_fixup *f, const struct guest_mem *mem,
 		return; /* ours already, or the kernel's own text poke in progress */
 	len = syscall_fixup_nop_len(head, sizeof(head));
 	if (!len) {
+		/* Debug only: Linux's early handler is such, and its real one comes later. */
 		if (!f->warned)
-			log_warn("the guest's page-fault handler at 0x%llx does not start with a "
-				 "no-op: user-mode syscalls cannot be finished on this host",
-				 (unsigned long long)entry);
+			log_debug("syscall fixup: the page-fault handler at 0x%llx does not start "
+				  "with a no-op; not patched",
+				  (unsigned long long)entry);
 		f->warned = true;
 		return;
 	}
