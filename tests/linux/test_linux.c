@@ -38,30 +38,18 @@ static char netns[64];
 
 static void netns_delete(void)
 {
-	char cmd[128];
-
-	if (!*netns)
-		return;
-	snprintf(cmd, sizeof(cmd), "ip netns del %s 2>/dev/null", netns);
-	if (system(cmd) != 0)
-		fprintf(stderr, "test_linux: could not delete netns %s\n", netns);
-	*netns = '\0';
+	vmtest_netns_del(netns);
 }
 
 /* A namespace for ember and its TAP; false (and why) where that cannot be. */
 static bool netns_make(char *why, size_t whylen)
 {
-	char cmd[128];
-
 	if (geteuid() != 0 || access("/dev/net/tun", R_OK | W_OK)) {
 		snprintf(why, whylen, "not root or no /dev/net/tun");
 		return false;
 	}
-	snprintf(netns, sizeof(netns), "ember-lx-%d", (int)getpid());
-	snprintf(cmd, sizeof(cmd), "ip netns add %s", netns);
-	if (system(cmd) != 0) {
-		*netns = '\0';
-		snprintf(why, whylen, "ip netns add %.60s failed", netns);
+	if (vmtest_netns_add(netns, sizeof(netns), "lx")) {
+		snprintf(why, whylen, "'ip netns add' failed");
 		return false;
 	}
 	return true;

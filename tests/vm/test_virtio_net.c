@@ -37,31 +37,18 @@ static char netns[64];
 
 static void netns_delete(void)
 {
-	char cmd[128];
-
-	if (!*netns)
-		return;
-	snprintf(cmd, sizeof(cmd), "ip netns del %s 2>/dev/null", netns);
-	if (system(cmd) != 0)
-		fprintf(stderr, "test_virtio_net: could not delete netns %s\n", netns);
-	*netns = '\0';
+	vmtest_netns_del(netns);
 }
 
 static void require_net(void)
 {
-	char cmd[128];
-
 	VMTEST_REQUIRE_KVM();
 	if (geteuid() != 0)
 		cr_skip_test("virtio-net VM test needs root (network namespace, TAP)");
 	if (access("/dev/net/tun", R_OK | W_OK))
 		cr_skip_test("no /dev/net/tun: virtio-net VM test skipped");
-	snprintf(netns, sizeof(netns), "ember-vt-%d", (int)getpid());
-	snprintf(cmd, sizeof(cmd), "ip netns add %s", netns);
-	if (system(cmd) != 0) {
-		*netns = '\0';
-		cr_skip_test("'%s' failed: virtio-net VM test skipped", cmd);
-	}
+	if (vmtest_netns_add(netns, sizeof(netns), "vt"))
+		cr_skip_test("'ip netns add' failed: virtio-net VM test skipped");
 }
 
 static void enter_netns(void)

@@ -324,3 +324,28 @@ long vmtest_rss_kib(int pid)
 	fclose(f);
 	return kib;
 }
+
+int vmtest_netns_add(char *name, size_t len, const char *tag)
+{
+	char cmd[160];
+
+	snprintf(name, len, "ember-%s-%d", tag, (int)getpid());
+	snprintf(cmd, sizeof(cmd), "ip netns add %s", name);
+	if (system(cmd) != 0) {
+		name[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+void vmtest_netns_del(char *name)
+{
+	char cmd[160];
+
+	if (!name[0])
+		return;
+	snprintf(cmd, sizeof(cmd), "ip netns del %s 2>/dev/null", name);
+	if (system(cmd) != 0)
+		fprintf(stderr, "vmtest: could not delete netns %s\n", name);
+	name[0] = '\0';
+}

@@ -66,6 +66,14 @@ long vmtest_rss_kib(int pid);
 char *vmtest_line(const char *text, const char *prefix);
 
 /* Skip the current Criterion test with a message when there is no KVM. */
+/*
+ * A network namespace of the test's own, named "ember-<tag>-<pid>" into
+ * name: 0, or -1 with name left empty. vmtest_netns_del() deletes it (if
+ * name is not empty) and empties name.
+ */
+int vmtest_netns_add(char *name, size_t len, const char *tag);
+void vmtest_netns_del(char *name);
+
 #define VMTEST_REQUIRE_KVM()                                                                       \
 	do {                                                                                       \
 		if (!vmtest_have_kvm())                                                            \

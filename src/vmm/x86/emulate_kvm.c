@@ -8,28 +8,16 @@
 
 #include "core/log.h"
 #include "vmm/x86/emulate.h"
+#include "vmm/x86/msr.h"
 
 static int kvm_get_msr(void *opaque, uint32_t index, uint64_t *value)
 {
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e;
-	} m = {.hdr.nmsrs = 1, .e.index = index};
-
-	if (ioctl(*(int *)opaque, KVM_GET_MSRS, &m) != 1)
-		return -EIO;
-	*value = m.e.data;
-	return 0;
+	return msr_get(*(int *)opaque, index, value);
 }
 
 static int kvm_set_msr(void *opaque, uint32_t index, uint64_t value)
 {
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e;
-	} m = {.hdr.nmsrs = 1, .e.index = index, .e.data = value};
-
-	return ioctl(*(int *)opaque, KVM_SET_MSRS, &m) == 1 ? 0 : -EIO;
+	return msr_set(*(int *)opaque, index, value);
 }
 
 static int kvm_get_xcr0(void *opaque, uint64_t *value)

@@ -59,3 +59,26 @@ int msr_setup(int vcpu_fd, char *err, unsigned long errlen)
 	}
 	return 0;
 }
+
+int msr_get(int vcpu_fd, uint32_t index, uint64_t *value)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e;
+	} m = {.hdr.nmsrs = 1, .e.index = index};
+
+	if (ioctl(vcpu_fd, KVM_GET_MSRS, &m) != 1)
+		return -EIO;
+	*value = m.e.data;
+	return 0;
+}
+
+int msr_set(int vcpu_fd, uint32_t index, uint64_t value)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e;
+	} m = {.hdr.nmsrs = 1, .e.index = index, .e.data = value};
+
+	return ioctl(vcpu_fd, KVM_SET_MSRS, &m) == 1 ? 0 : -EIO;
+}

@@ -6,25 +6,13 @@
 
 #include "core/log.h"
 #include "vmm/x86/emulate_mmu.h"
+#include "vmm/x86/msr.h"
 
 #define MSR_STAR 0xc0000081u
 #define MSR_LSTAR 0xc0000082u
 #define MSR_FMASK 0xc0000084u
 #define EFER_LMA (1ull << 10)
 #define INT3 0xcc
-
-static int get_msr(int fd, uint32_t index, uint64_t *value)
-{
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e;
-	} m = {.hdr.nmsrs = 1, .e.index = index};
-
-	if (ioctl(fd, KVM_GET_MSRS, &m) != 1)
-		return -EIO;
-	*value = m.e.data;
-	return 0;
-}
 
 static struct mmu_mode mode_of(const struct kvm_sregs *s)
 {
@@ -236,10 +224,10 @@ int syscall_fixup_emulation_exit(struct syscall_fixup *f, int vcpu_fd,
 	if (!entry || regs.rip != entry || !p || *p != INT3)
 		return 0;
 	mode = mode_of(&sregs);
-	if (read_virt(mem, &mode, regs.rsp, &fr, sizeof(fr)) || get_msr(vcpu_fd, MSR_LSTAR, &lstar))
+	if (read_virt(mem, &mode, regs.rsp, &fr, sizeof(fr)) || msr_get(vcpu_fd, MSR_LSTAR, &lstar))
 		return -EIO;
 	if (syscall_fixup_is_half_syscall(&fr, lstar)) {
-		if (get_msr(vcpu_fd, MSR_STAR, &star) || get_msr(vcpu_fd, MSR_FMASK, &fmask))
+		if (msr_get(vcpu_fd, MSR_STAR, &star) || msr_get(vcpu_fd, MSR_FMASK, &fmask))
 			return -EIO;
 		syscall_fixup_apply(&regs, &sregs, &fr, lstar, star, fmask);
 		if (ioctl(vcpu_fd, KVM_SET_SREGS, &sregs))
