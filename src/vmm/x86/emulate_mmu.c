@@ -1,6 +1,7 @@
 #include "vmm/x86/emulate_mmu.h"
 
 #include <errno.h>
+#include <string.h>
 
 #define CR0_WP (1ULL << 16)
 #define CR0_PG (1ULL << 31)
@@ -214,5 +215,31 @@ int mmu_translate(const struct guest_mem *mem, const struct mmu_mode *mode, uint
 	if (access & MMU_WRITE)
 		set_bits(w.leaf, w.leaf_size, PTE_D);
 	*gpa = w.gpa;
+	return 0;
+}
+
+int mmu_read_sv(const struct guest_mem *mem, const struct mmu_mode *mode, uint64_t la, void *buf,
+		size_t len)
+{
+	uint8_t *out = buf;
+
+	while (len) {
+		size_t chunk = 4096 - (la & 4095);
+		const uint8_t *src;
+		uint64_t gpa;
+		uint32_t pf;
+
+		if (chunk > len)
+			chunk = len;
+		if (mmu_translate(mem, mode, la, MMU_IMPLICIT_SV, &gpa, &pf))
+			return -EFAULT;
+		src = gmem_ptr(mem, gpa, chunk);
+		if (!src)
+			return -EFAULT;
+		memcpy(out, src, chunk);
+		out += chunk;
+		la += chunk;
+		len -= chunk;
+	}
 	return 0;
 }

@@ -9,6 +9,7 @@
 #define EMBER_VMM_X86_EMULATE_MMU_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "vmm/memory.h"
@@ -43,6 +44,14 @@ struct mmu_mode {
  */
 int mmu_translate(const struct guest_mem *mem, const struct mmu_mode *mode, uint64_t la,
 		  unsigned int access, uint64_t *gpa, uint32_t *pf_error);
+
+/*
+ * Copies len bytes at linear address la into buf as a supervisor access,
+ * a page at a time (for the monitor's own reads of guest kernel data).
+ * 0, or -EFAULT when a page is not mapped or not RAM.
+ */
+int mmu_read_sv(const struct guest_mem *mem, const struct mmu_mode *mode, uint64_t la, void *buf,
+		size_t len);
 
 /* True when la is canonical for the mode's linear-address width (48 or 57 bits). */
 bool mmu_canonical(const struct mmu_mode *mode, uint64_t la);

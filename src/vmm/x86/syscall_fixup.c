@@ -20,33 +20,6 @@ static struct mmu_mode mode_of(const struct kvm_sregs *s)
 				 .cpl = s->cs.dpl};
 }
 
-/* Reads len bytes at guest-virtual la as the kernel would (supervisor), page by page. */
-static int read_virt(const struct guest_mem *mem, const struct mmu_mode *mode, uint64_t la,
-		     void *buf, size_t len)
-{
-	uint8_t *out = buf;
-
-	while (len) {
-		size_t chunk = 4096 - (la & 4095);
-		uint64_t gpa;
-		uint32_t pf;
-		const uint8_t *src;
-
-		if (chunk > len)
-			chunk = len;
-		if (mmu_translate(mem, mode, la, MMU_IMPLICIT_SV, &gpa, &pf))
-			return -EFAULT;
-		src = gmem_ptr(mem, gpa, chunk);
-		if (!src)
-			return -EFAULT;
-		memcpy(out, src, chunk);
-		out += chunk;
-		la += chunk;
-		len -= chunk;
-	}
-	return 0;
-}
-
 bool syscall_fixup_is_half_syscall(const struct syscall_fixup_frame *fr, uint64_t lstar)
 {
 	/* No PF_FETCH test: the CPU reports it only with EFER.NXE set. */
@@ -131,7 +104,7 @@ static uint64_t pf_handler(const struct guest_mem *mem, const struct kvm_sregs *
 	uint8_t gate[16];
 
 	if (!(s->efer & EFER_LMA) || s->idt.limit < 14 * 16 + 15 ||
-	    read_virt(mem, &mode, s->idt.base + 14 * 16, gate, sizeof(gate)) || !(gate[5] & 0x80))
+	    mmu_read_sv(mem, &mode, s->idt.base + 14 * 16, gate, sizeof(gate)) || !(gate[5] & 0x80))
 		return 0;
 	return gate_offset(gate);
 }
@@ -147,7 +120,7 @@ static void patch(struct syscall_fixup *f, const struct guest_mem *mem,
 	uint32_t pf;
 
 	if (mmu_translate(mem, &mode, entry, MMU_IMPLICIT_SV, &gpa, &pf) ||
-	    !(p = gmem_ptr(mem, gpa, 1)) || read_virt(mem, &mode, entry, head, sizeof(head)))
+	    !(p = gmem_ptr(mem, gpa, 1)) || mmu_read_sv(mem, &mode, entry, head, sizeof(head)))
 		return;
 	if (head[0] == INT3)
 		return; /* ours already, or the kernel's own text poke in progress */
@@ -224,7 +197,7 @@ int syscall_fixup_emulation_exit(struct syscall_fixup *f, int vcpu_fd,
 	if (!entry || regs.rip != entry || !p || *p != INT3)
 		return 0;
 	mode = mode_of(&sregs);
-	if (read_virt(mem, &mode, regs.rsp, &fr, sizeof(fr)) || msr_get(vcpu_fd, MSR_LSTAR, &lstar))
+	if (mmu_read_sv(mem, &mode, regs.rsp, &fr, sizeof(fr)) || msr_get(vcpu_fd, MSR_LSTAR, &lstar))
 		return -EIO;
 	if (syscall_fixup_is_half_syscall(&fr, lstar)) {
 		if (msr_get(vcpu_fd, MSR_STAR, &star) || msr_get(vcpu_fd, MSR_FMASK, &fmask))
