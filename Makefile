@@ -48,15 +48,14 @@ include tests/guest/guest.mk
 -include tests/fuzz/fuzz.mk
 
 # Fuzz smoke runs first, so Criterion's summary is the last line printed.
-# One test at a time: the test guests' own timeouts are wall-clock ones.
-# tests/linux skips (and says so) unless the Linux guest was built: see
-# check-linux.
+# One test at a time: the test guests' own timeouts are wall-clock ones, and
+# the Linux guest (minutes on hosts that emulate CPL 0) must not share the
+# host's CPUs with another guest.
 TEST_ENV = EMBER_BUILD=$(abspath $(BUILD)) LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp)
-check: all $(BUILD)/tests/ember-tests fuzz-smoke
+check: all linux-guest $(BUILD)/tests/ember-tests fuzz-smoke
 	$(TEST_ENV) $(BUILD)/tests/ember-tests --jobs 1
 
-# The stock Linux guest with a disk and a NIC (tests/linux): on hosts that
-# emulate guest CPL 0 it takes half an hour or more.
+# Only the stock Linux guest with a disk and a NIC (tests/linux).
 check-linux: all linux-guest $(BUILD)/tests/ember-tests
 	$(TEST_ENV) $(BUILD)/tests/ember-tests --filter 'linux/*'
 
