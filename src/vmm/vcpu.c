@@ -126,7 +126,7 @@ static bool handle_internal_error(struct vcpu *vcpu)
 
 	if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION &&
 	    (syscall_fixup_emulation_exit(&vcpu->vm->sysfix, vcpu->fd, &vcpu->vm->mem) == 1 ||
-	     !emulate_kvm_finish(vcpu->fd, &vcpu->vm->mem, why, sizeof(why))))
+	     !emulate_kvm_finish(vcpu->fd, run, &vcpu->vm->mem, why, sizeof(why))))
 		return true;
 	n = snprintf(what, sizeof(what), "KVM internal error, suberror %u%s", run->internal.suberror,
 		     run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION

@@ -331,6 +331,38 @@ Test(emulate, int3_raises_bp_after_the_instruction)
 	cr_assert_eq(cpu.regs.rip, KTEXT + 0x41, "#BP is a trap: RIP points past int3");
 }
 
+/*
+ * KVM failed on an int3 that Linux's text_poke had put over a jump for a
+ * moment (seen on a 2-vCPU boot); by the time ember reads the code the jump
+ * is back. Nothing is done and nothing injected: KVM runs the jump.
+ */
+Test(emulate, code_rewritten_since_the_exit_is_run_again)
+{
+	static const uint8_t kvm_saw[] = {0xcc, 0x38, 0xba, 0x00, 0x09, 0x3d, 0x00};
+	static const uint8_t now[] = {0xeb, 0x38, 0xba, 0x00, 0x09, 0x3d, 0x00};
+	struct kvm_regs before;
+
+	code(KTEXT + 0x40, now, sizeof(now));
+	cpu.expect = kvm_saw;
+	cpu.expect_len = sizeof(kvm_saw);
+	before = cpu.regs;
+	cr_assert_eq(emu_step(&cpu), EMU_CHANGED);
+	cr_assert_eq(memcmp(&cpu.regs, &before, sizeof(before)), 0, "registers unchanged");
+	cr_assert_not(cpu.sregs_dirty);
+}
+
+Test(emulate, code_as_kvm_saw_it_is_finished)
+{
+	static const uint8_t insn[] = {0xcc, 0x38, 0xba};
+
+	code(KTEXT + 0x40, insn, sizeof(insn));
+	cpu.expect = insn;
+	cpu.expect_len = sizeof(insn);
+	cr_assert_eq(emu_step(&cpu), EMU_EXCEPTION);
+	cr_assert_eq(cpu.exc.vector, EMU_BP);
+	cr_assert_eq(cpu.regs.rip, KTEXT + 0x41);
+}
+
 Test(emulate, ud2_raises_ud_on_the_instruction)
 {
 	static const uint8_t insn[] = {0x0f, 0x0b};

@@ -610,6 +610,9 @@ enum emu_result emu_step(struct emu_cpu *cpu)
 	r = fetch(cpu, &in);
 	if (r != EMU_DONE)
 		return r;
+	if (cpu->expect_len &&
+	    memcmp(in.bytes, cpu->expect, in.avail < cpu->expect_len ? in.avail : cpu->expect_len))
+		return EMU_CHANGED;
 	if (!decode_prefixes(&in, emu_mode64(cpu)))
 		return emu_fetch_fault(cpu, &in);
 	if (in.adsize && !emu_mode64(cpu))

@@ -89,6 +89,13 @@ struct emu_cpu {
 	bool sregs_dirty;	  /* segments or control registers changed: write them back */
 	bool nmi_unmasked;	  /* iret: NMIs are no longer blocked */
 	struct emu_exception exc; /* valid when emu_step() returned EMU_EXCEPTION */
+	/*
+	 * The bytes KVM failed on (its exit reports them), or expect_len 0: when
+	 * memory at CS:RIP no longer holds them, another vCPU has rewritten the
+	 * code since (Linux's text_poke puts an int3 there for a moment).
+	 */
+	const uint8_t *expect;
+	unsigned int expect_len;
 	uint8_t insn[EMU_MAX_INSN];
 	unsigned int insn_len; /* bytes fetched and decoded */
 	const char *mnemonic;  /* what was finished, for logs; NULL when not decoded */
@@ -99,6 +106,7 @@ enum emu_result {
 	EMU_DONE,      /* registers/memory updated, RIP past the instruction */
 	EMU_EXCEPTION, /* inject cpu->exc; RIP as the exception requires */
 	EMU_UNHANDLED, /* nothing changed; cpu->why says why */
+	EMU_CHANGED,   /* nothing changed: the code at CS:RIP is not cpu->expect; run it again */
 };
 
 /* Decodes the instruction at CS:RIP and finishes it. */

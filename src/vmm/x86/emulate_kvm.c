@@ -103,7 +103,8 @@ static int commit(int fd, struct emu_cpu *cpu, enum emu_result res)
 	return ioctl(fd, KVM_SET_VCPU_EVENTS, &ev) ? -errno : 0;
 }
 
-int emulate_kvm_finish(int vcpu_fd, const struct guest_mem *mem, char *why, size_t whylen)
+int emulate_kvm_finish(int vcpu_fd, const struct kvm_run *run, const struct guest_mem *mem,
+		       char *why, size_t whylen)
 {
 	struct emu_cpu cpu = {
 	    .mem = mem,
@@ -123,7 +124,19 @@ int emulate_kvm_finish(int vcpu_fd, const struct guest_mem *mem, char *why, size
 		snprintf(why, whylen, "cannot read the vCPU's registers: %m");
 		return -errno;
 	}
+	if ((run->emulation_failure.flags & KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES) &&
+	    run->emulation_failure.ndata >= 3) {
+		cpu.expect = run->emulation_failure.insn_bytes;
+		cpu.expect_len = run->emulation_failure.insn_size;
+		if (cpu.expect_len > sizeof(run->emulation_failure.insn_bytes))
+			cpu.expect_len = sizeof(run->emulation_failure.insn_bytes);
+	}
 	res = emu_step(&cpu);
+	if (res == EMU_CHANGED) {
+		log_debug("code at 0x%llx rewritten since KVM's exit: running it again",
+			  (unsigned long long)cpu.regs.rip);
+		return 0;
+	}
 	if (res == EMU_UNHANDLED) {
 		insn_hex(&cpu, hex, sizeof(hex));
 		snprintf(why, whylen, "ember cannot finish the instruction at 0x%llx [%s]: %s",
