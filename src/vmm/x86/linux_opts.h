@@ -12,6 +12,8 @@
  *   141  CX16: SLUB takes its lock path, not cmpxchg16b
  *   151  POPCNT: the kernel's software hweight
  *   154  XSAVE (and AVX): no xrstor
+ *   288  FSGSBASE: the FS/GS base through MSRs, which KVM handles itself,
+ *        not rd/wrfsbase, which exit to ember twice per task switch
  *   297  ERMS, 580 FSRM: rep movsq/stosq instead of movsb/stosb
  *   308  SMAP: no clac/stac on every user access and kernel entry
  */
@@ -22,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LINUX_OPTS_CPL0_EMULATED "clearcpuid=137,141,151,154,297,308,580"
+#define LINUX_OPTS_CPL0_EMULATED "clearcpuid=137,141,151,154,288,297,308,580"
 
 /*
  * True when this host's KVM emulates guest CPL 0: the kvm_pvm module is
