@@ -11,12 +11,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 LIN=$BUILD/linux
-CMDLINE=${LINUX_CMDLINE:-console=ttyS0 noxsave mitigations=off nowatchdog panic=-1}
 TIMEOUT=${TIMEOUT:-2400}
 MARK="ember-init: init running"
 out=$BUILD/bench/linux-boot.txt
 mkdir -p "$BUILD/bench"
-[ -f "$LIN/vmlinux" ] && [ -f "$LIN/initramfs.cpio" ] || { echo "run 'make linux-guest' first" >&2; exit 1; }
+[ -f "$LIN/vmlinux" ] && [ -f "$LIN/initramfs.cpio" ] && [ -f "$LIN/cmdline" ] ||
+	{ echo "linux-boot: run 'make linux-guest' first" >&2; exit 1; }
+# The command line tests/linux uses (tests/linux/cmdline); ember adds what the host needs.
+CMDLINE=${LINUX_CMDLINE:-$(cat "$LIN/cmdline")}
 
 # Runs a monitor; prints "init_s=… exit_s=… status=… kernel_init_s=…" (init_s empty if never).
 measure() {

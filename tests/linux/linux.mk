@@ -8,8 +8,10 @@
 LINUX_DIR := $(BUILD)/linux
 LINUX_CPUS ?= 2
 LINUX_MEMORY ?= 512
+# The guest's kernel command line, one line in tests/linux/cmdline, shared by
+# run-linux, tests/linux and bench/linux-boot.sh (through $(LINUX_DIR)/cmdline).
 # ember itself adds what hosts like ours need (clearcpuid for SSSE3, XSAVE, SMAP, ...:
-# see src/vmm/x86/linux_opts.h). Here, what makes the boot cheaper there:
+# see src/vmm/x86/linux_opts.h). The file holds what makes the boot cheaper there:
 # mitigations=off: fewer instructions per kernel entry and exit.
 # nowatchdog, hung_task_timeout_secs=0: at ~1 us per CPL 0 instruction the
 # lockup and hung-task detectors only fill the console with false alarms.
@@ -17,12 +19,10 @@ LINUX_MEMORY ?= 512
 # cryptomgr.notests, psi=0 and the initcalls left out (kprobes' blacklist,
 # syscall trace events, trace event enum maps, the built-in X.509 key whose
 # RSA check alone takes minutes there): work this guest never uses.
-LINUX_CMDLINE ?= console=ttyS0 mitigations=off nowatchdog panic=-1 init_on_alloc=0 \
-	sysctl.kernel.hung_task_timeout_secs=0 cryptomgr.notests psi=0 \
-	initcall_blacklist=trace_eval_init,init_kprobes,init_ftrace_syscalls,load_system_certificate_list
+LINUX_CMDLINE ?= $(shell cat tests/linux/cmdline)
 
 .PHONY: linux-guest run-linux
-linux-guest: $(LINUX_DIR)/vmlinuz $(LINUX_DIR)/vmlinux $(LINUX_DIR)/initramfs.cpio
+linux-guest: $(LINUX_DIR)/vmlinuz $(LINUX_DIR)/vmlinux $(LINUX_DIR)/initramfs.cpio $(LINUX_DIR)/cmdline
 
 # Fetched again only when the fetch script changes (or after `make clean`).
 $(LINUX_DIR)/.fetched: tests/linux/fetch.sh | $(BUILD)/.deps
@@ -34,6 +34,10 @@ $(LINUX_DIR)/vmlinuz: $(LINUX_DIR)/.fetched
 
 $(LINUX_DIR)/vmlinux: $(LINUX_DIR)/vmlinuz tests/linux/extract-vmlinux.sh
 	tests/linux/extract-vmlinux.sh $< $@
+
+$(LINUX_DIR)/cmdline: tests/linux/cmdline
+	@mkdir -p $(dir $@)
+	cp $< $@
 
 $(LINUX_DIR)/initramfs.cpio: $(LINUX_DIR)/.fetched tests/linux/mkinitramfs.sh tests/linux/init
 	tests/linux/mkinitramfs.sh $(LINUX_DIR) $@

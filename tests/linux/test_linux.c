@@ -22,13 +22,6 @@
 #include "vm/vmtest.h"
 
 #define LINUX_HANG_TIMEOUT_S 2700
-/* ember adds what this host needs (clearcpuid: SSSE3, XSAVE, SMAP, ...) itself. */
-/* As LINUX_CMDLINE in tests/linux/linux.mk, which says why. */
-#define LINUX_CMDLINE                                                                              \
-	"console=ttyS0 mitigations=off nowatchdog panic=-1 init_on_alloc=0 "                       \
-	"sysctl.kernel.hung_task_timeout_secs=0 cryptomgr.notests psi=0 "                          \
-	"initcall_blacklist=trace_eval_init,init_kprobes,init_ftrace_syscalls,"                    \
-	"load_system_certificate_list"
 #define TAP "embtaplx0"
 #define GUEST_MAC "52:54:00:12:34:57"
 #define HOST_ADDR "169.254.77.1"
@@ -103,6 +96,17 @@ static void assert_prefix(const struct vmtest_result *r, const char *prefix, cha
 	free(line);
 }
 
+/* The guest's command line as make linux-guest left it (tests/linux/cmdline). */
+static void read_cmdline(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "r");
+
+	cr_assert_not_null(f, "cannot open %s: run `make linux-guest`", path);
+	cr_assert_not_null(fgets(buf, (int)len, f), "%s is empty", path);
+	fclose(f);
+	buf[strcspn(buf, "\n")] = '\0';
+}
+
 static void assert_disk_marker(const char *disk, const char *release)
 {
 	char sector[512], want[160];
@@ -119,7 +123,8 @@ static void assert_disk_marker(const char *disk, const char *release)
 Test(linux, debian_kernel_boots_to_init_with_virtio_and_powers_off, .timeout = 0,
      .fini = netns_delete)
 {
-	static char kernel[4096], initrd[4096], diskarg[128], cmdline[512];
+	static char kernel[4096], initrd[4096], cmdfile[4096], diskarg[128], base[512],
+		cmdline[640];
 	const char *argv[] = {"ember",	   "run",     "--kernel", NULL,	     "--initrd", NULL,
 			      "--cpus",	   "2",	      "--memory", "512",     "--cmdline", cmdline,
 			      "--disk",	   diskarg,   NULL,	  NULL,	     NULL};
@@ -136,17 +141,18 @@ Test(linux, debian_kernel_boots_to_init_with_virtio_and_powers_off, .timeout = 0
 		cr_skip_test("Linux guest not built (%s, %s): run `make linux-guest` first; it "
 			     "downloads Debian's cloud kernel and busybox-static",
 			     argv[3], argv[5]);
+	read_cmdline(vmtest_path(cmdfile, sizeof(cmdfile), "linux/cmdline"), base, sizeof(base));
 	disk = make_disk();
 	snprintf(diskarg, sizeof(diskarg), "%s,id=linuxdisk", disk);
 	net = netns_make(why, sizeof(why));
 	if (net) {
 		argv[14] = "--net";
 		argv[15] = "tap=" TAP ",mac=" GUEST_MAC;
-		snprintf(cmdline, sizeof(cmdline), "%s ember.addr=%s ember.ping=%s", LINUX_CMDLINE,
+		snprintf(cmdline, sizeof(cmdline), "%s ember.addr=%s ember.ping=%s", base,
 			 GUEST_ADDR, HOST_ADDR);
 	} else {
 		fprintf(stderr, "test_linux: no virtio-net part (%s)\n", why);
-		snprintf(cmdline, sizeof(cmdline), "%s", LINUX_CMDLINE);
+		snprintf(cmdline, sizeof(cmdline), "%s", base);
 	}
 	cr_assert_eq(vmtest_start(&p, net ? prefix : NULL, argv), 0);
 	if (net)
@@ -155,6 +161,8 @@ Test(linux, debian_kernel_boots_to_init_with_virtio_and_powers_off, .timeout = 0
 
 	cr_assert_not(r.timed_out, "no power-off within %d s; console:\n%s\nstderr:\n%s",
 		      LINUX_HANG_TIMEOUT_S, r.out, r.err);
+	/* A process that dies in the guest is a failure even where init carries on. */
+	cr_assert_null(strstr(r.out, "segfault at"), "a guest process crashed; console:\n%s", r.out);
 	assert_prefix(&r, "ember-init: init running as pid 1 on ", release, sizeof(release));
 	assert_line(&r, "ember-init: module virtio_pci loaded");
 	assert_line(&r, "ember-init: module virtio_blk loaded");
