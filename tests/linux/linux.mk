@@ -16,6 +16,8 @@ LINUX_MEMORY ?= 512
 # nowatchdog, hung_task_timeout_secs=0: at ~1 us per CPL 0 instruction the
 # lockup and hung-task detectors only fill the console with false alarms.
 # init_on_alloc=0: no zeroing of every page the kernel allocates.
+# isolcpus=1: user processes stay on CPU 0 (init moves there, its children
+# inherit it), for the crash tests/linux/init describes; CPU 1 is still up.
 # cryptomgr.notests, psi=0 and the initcalls left out (kprobes' blacklist,
 # syscall trace events, trace event enum maps, the built-in X.509 key whose
 # RSA check alone takes minutes there): work this guest never uses.
