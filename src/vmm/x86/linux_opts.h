@@ -13,7 +13,7 @@
  *   151  POPCNT: the kernel's software hweight
  *   154  XSAVE (and AVX): no xrstor
  *   288  FSGSBASE: the FS/GS base through MSRs, which KVM handles itself,
- *        not rd/wrfsbase, which exit to ember twice per task switch
+ *        not rd/wr{fs,gs}base, which exit to ember on each task switch
  *   297  ERMS, 580 FSRM: rep movsq/stosq instead of movsb/stosb
  *   308  SMAP: no clac/stac on every user access and kernel entry
  */
