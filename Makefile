@@ -4,18 +4,25 @@ BUILD   ?= build
 CFLAGS_COMMON := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wvla \
                  -Wno-missing-field-initializers -g -Isrc -MMD -MP
 CFLAGS  ?= -O2
-LDLIBS  := -luring -lpthread
+LDLIBS  := -luring -lpthread -lm
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-LIB_SRCS  := $(shell find src/core src/vmm -name '*.c' | sort)
+LIB_SRCS  := $(shell find src/core src/cpu src/vmm -name '*.c' | sort)
 CLI_SRCS  := $(shell find src/cli -name '*.c' | sort)
-TEST_SRCS := $(shell find tests/unit tests/vm tests/linux -name '*.c' 2>/dev/null | sort)
+TEST_SRCS := $(shell find tests/unit tests/vm tests/linux -name '*.c' -not -path 'tests/unit/cpu/*' 2>/dev/null | sort)
 
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 CLI_OBJS  := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
 SAN_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/san/%.o) $(TEST_SRCS:%.c=$(BUILD)/san/%.o)
 
-.PHONY: all check check-linux unit clean run run-guest bench bench-virtio guests
+# The software CPU (src/cpu) and its unit tests: its own Criterion binary
+# while it grows (make check-cpu).
+CPU_SRCS      := $(shell find src/cpu -name '*.c' 2>/dev/null | sort)
+CPU_TEST_SRCS := $(shell find tests/unit/cpu -name '*.c' 2>/dev/null | sort)
+CPU_SAN_OBJS  := $(CPU_SRCS:%.c=$(BUILD)/san/%.o) $(CPU_TEST_SRCS:%.c=$(BUILD)/san/%.o) \
+                 $(BUILD)/san/src/vmm/memory.o $(BUILD)/san/src/core/log.o
+
+.PHONY: all check check-cpu check-linux unit clean run run-guest bench bench-virtio guests
 all: $(BUILD)/.deps $(BUILD)/ember guests
 
 # Debian packages the build and tests need (apt-get, once).
@@ -58,6 +65,13 @@ check: all linux-guest $(BUILD)/tests/ember-tests fuzz-smoke
 # Only the stock Linux guest with a disk and a NIC (tests/linux).
 check-linux: all linux-guest $(BUILD)/tests/ember-tests
 	$(TEST_ENV) $(BUILD)/tests/ember-tests --filter 'linux/*'
+
+$(BUILD)/tests/cpu-tests: $(CPU_SAN_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) -o $@ $^ -lcriterion -lpthread -lm
+
+check-cpu: $(BUILD)/tests/cpu-tests
+	$(BUILD)/tests/cpu-tests
 
 bench: all
 	bench/boot.sh

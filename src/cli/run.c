@@ -1,6 +1,7 @@
 /* `ember run`: flags to a vm_config, checks, then the monitor. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -18,12 +19,13 @@ static void run_usage(FILE *f)
 		"usage: ember run --kernel PATH [--initrd PATH] [--cmdline STRING]\n"
 		"                 [--cpus N] [--memory MIB] [--disk PATH[,ro][,id=NAME]]...\n"
 		"                 [--net tap=NAME[,mac=MAC]]... [--vsock cid=N,uds=PATH]\n"
-		"                 [--rng] [--balloon [deflate-on-oom]] [--verbose]\n"
+		"                 [--rng] [--balloon [deflate-on-oom]] [--accel auto|kvm|soft]\n"
+		"                 [--test-dev] [--verbose]\n"
 		"\n"
-		"Boots a Linux bzImage or an ELF kernel with a PVH note. The guest's COM1\n"
-		"is stdout (and stdin; Ctrl-A x quits when stdin is a terminal).\n"
+		"Boots a Linux bzImage, an ELF kernel with a PVH note or a multiboot kernel.\n"
+		"The guest's COM1 is stdout (and stdin; Ctrl-A x quits when stdin is a terminal).\n"
 		"Exit status 0 when the guest powers off or resets.\n"
-		"  --kernel PATH    bzImage (boot protocol 2.12+) or PVH ELF\n"
+		"  --kernel PATH    bzImage (boot protocol 2.12+), PVH ELF or multiboot\n"
 		"  --initrd PATH    initial ramdisk\n"
 		"  --cmdline STR    kernel command line\n"
 		"  --cpus N         vCPUs (default %d)\n"
@@ -32,7 +34,10 @@ static void run_usage(FILE *f)
 		"  --net tap=NAME[,mac=MAC]    virtio-net on a TAP, created if missing (repeatable)\n"
 		"  --vsock cid=N,uds=PATH      virtio-vsock bridged to unix sockets at PATH\n"
 		"  --rng                       virtio-rng fed by getrandom(2)\n"
-		"  --balloon [deflate-on-oom]  virtio-balloon with statistics\n",
+		"  --balloon [deflate-on-oom]  virtio-balloon with statistics\n"
+		"  --accel auto|kvm|soft       KVM, ember's software CPU, or KVM when it works (default)\n"
+		"  --test-dev                  QEMU's isa-debug-exit (0xf4: exit status (v << 1) | 1)\n"
+		"                              and pc-testdev, for kvm-unit-tests\n",
 		VM_DEFAULT_CPUS, VM_DEFAULT_MEM_MIB);
 }
 
@@ -53,9 +58,11 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg)
 		{"kernel", required_argument, NULL, 'k'}, {"initrd", required_argument, NULL, 'i'},
 		{"cmdline", required_argument, NULL, 'c'}, {"cpus", required_argument, NULL, 'p'},
 		{"memory", required_argument, NULL, 'm'},  {"verbose", no_argument, NULL, 'v'},
+		{"accel", required_argument, NULL, 'a'},
 		{"help", no_argument, NULL, 'h'},	   {"disk", required_argument, NULL, 'd'},
 		{"net", required_argument, NULL, 'n'},	   {"vsock", required_argument, NULL, 's'},
 		{"rng", no_argument, NULL, 'r'},	   {"balloon", optional_argument, NULL, 'b'},
+		{"test-dev", no_argument, NULL, 't'},
 		{0},
 	};
 	char err[512];
@@ -88,6 +95,12 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg)
 		case 'v':
 			log_set_level(LOG_DEBUG);
 			break;
+		case 'a':
+			if (accel_parse(optarg, &cfg->accel)) {
+				log_err("--accel: '%s' is not one of auto, kvm, soft", optarg);
+				return -EINVAL;
+			}
+			break;
 		case 'd':
 			if (vm_config_add_disk(cfg, optarg, err, sizeof(err)))
 				goto bad;
@@ -102,6 +115,10 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg)
 			break;
 		case 'r':
 			if (vm_config_set_rng(cfg, NULL, err, sizeof(err)))
+				goto bad;
+			break;
+		case 't':
+			if (vm_config_set_test_dev(cfg, NULL, err, sizeof(err)))
 				goto bad;
 			break;
 		case 'b':
@@ -140,6 +157,11 @@ int cmd_run(int argc, char **argv)
 	int ret;
 
 	vm_config_defaults(&cfg);
+	/* $EMBER_ACCEL: the default for --accel (the tests pick one with it). */
+	if (getenv("EMBER_ACCEL") && accel_parse(getenv("EMBER_ACCEL"), &cfg.accel)) {
+		log_err("EMBER_ACCEL: '%s' is not one of auto, kvm, soft", getenv("EMBER_ACCEL"));
+		return EXIT_USAGE;
+	}
 	ret = parse_args(argc, argv, &cfg);
 	if (ret) {
 		vm_config_free(&cfg);

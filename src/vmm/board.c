@@ -8,11 +8,14 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "vmm/dev/fw_cfg.h"
 #include "vmm/dev/i8042.h"
+#include "vmm/dev/pmtimer.h"
 #include "vmm/dev/quiet.h"
 #include "vmm/dev/rtc.h"
 #include "vmm/dev/serial.h"
 #include "vmm/dev/sleep.h"
+#include "vmm/dev/testdev.h"
 #include "vmm/vm.h"
 #include "vmm/x86/layout.h"
 
@@ -26,11 +29,14 @@ struct board {
 	struct sleep sleep;
 	struct quiet post;  /* port 0x80: POST codes, Linux's io_delay */
 	struct quiet delay; /* port 0xed: the other io_delay port */
+	struct fw_cfg fw_cfg;
+	struct pmtimer pmtimer;
+	struct testdev *testdev; /* NULL unless board_enable_test_dev() */
 	int drained_efd;
 	unsigned int inited; /* bit per device, for a partial teardown */
 };
 
-enum { HAVE_COM1 = 1, HAVE_KBC = 2, HAVE_RTC = 4, HAVE_SLEEP = 8 };
+enum { HAVE_COM1 = 1, HAVE_KBC = 2, HAVE_RTC = 4, HAVE_SLEEP = 8, HAVE_FW_CFG = 16 };
 
 static void com1_drained(void *ctx)
 {
@@ -59,6 +65,9 @@ static int devices_init(struct board *b, int out_fd)
 				  .ctx = b->vm};
 	struct rtc_config rc = {.irq = isa_irq(b, LAYOUT_IRQ_RTC)};
 	struct sleep_config slc = {.poweroff = vm_poweroff_cb, .ctx = b->vm};
+	struct fw_cfg_config fc = {.ram_size = b->vm->mem.ram_size,
+				   .ncpus = (uint16_t)b->vm->ncpus,
+				   .max_cpus = (uint16_t)b->vm->ncpus};
 	int ret;
 
 	if ((ret = serial_init(&b->com1, &sc)))
@@ -73,6 +82,10 @@ static int devices_init(struct board *b, int out_fd)
 	if ((ret = sleep_init(&b->sleep, &slc)))
 		return ret;
 	b->inited |= HAVE_SLEEP;
+	if ((ret = fw_cfg_init(&b->fw_cfg, &fc)))
+		return ret;
+	b->inited |= HAVE_FW_CFG;
+	pmtimer_init(&b->pmtimer);
 	quiet_init(&b->post, 0xff);
 	quiet_init(&b->delay, 0xff);
 	return 0;
@@ -91,6 +104,10 @@ static int devices_attach(struct board *b)
 			     "acpi-sleep");
 	ret = ret ?: bus_add(pio, QUIET_PORT_POST, 1, &quiet_ops, &b->post, "post");
 	ret = ret ?: bus_add(pio, QUIET_PORT_DELAY, 1, &quiet_ops, &b->delay, "io-delay");
+	ret = ret ?: bus_add(pio, FW_CFG_PORT_SEL, FW_CFG_NR_PORTS, &fw_cfg_ops, &b->fw_cfg,
+			     "fw-cfg");
+	ret = ret ?: bus_add(pio, LAYOUT_PORT_PM_TMR, PMTIMER_NR_PORTS, &pmtimer_ops, &b->pmtimer,
+			     "acpi-pm-timer");
 	return ret;
 }
 
@@ -130,10 +147,90 @@ err_free:
 	return ret;
 }
 
+/* The guest wrote to isa-debug-exit: stop with its status, as QEMU exits. */
+static void test_exit(void *vm, int status)
+{
+	vm_request_stop(vm, VM_STOP_POWEROFF, status);
+}
+
+static const struct {
+	uint64_t base, len;
+	const struct bus_dev_ops *ops;
+	const char *name;
+	bool mmio;
+} test_ranges[] = {
+    {TESTDEV_PORT_EXIT, TESTDEV_EXIT_LEN, &testdev_exit_ops, "isa-debug-exit", false},
+    {TESTDEV_PORT_IOPORT, TESTDEV_IOPORT_LEN, &testdev_ioport_ops, "pc-testdev-ioport", false},
+    {TESTDEV_PORT_FLUSH, 4, &testdev_flush_ops, "pc-testdev-flush-page", false},
+    {TESTDEV_PORT_IOPORT_BYTE, TESTDEV_IOPORT_LEN, &testdev_ioport_ops,
+     "pc-testdev-ioport-byte", false},
+    {TESTDEV_PORT_IRQ, TESTDEV_NR_IRQS, &testdev_irq_ops, "pc-testdev-irq-line", false},
+    {TESTDEV_IOMEM, TESTDEV_IOMEM_LEN, &testdev_iomem_ops, "pc-testdev-iomem", true},
+};
+
+static void test_ranges_remove(struct board *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		bus_remove(test_ranges[i].mmio ? &b->vm->mmio : &b->vm->pio, test_ranges[i].base);
+}
+
+int board_enable_test_dev(struct board *b, char *err, size_t errlen)
+{
+	struct testdev_config tc = {.exit = test_exit,
+				    .ctx = b->vm,
+				    .set_irq = vm_set_irq,
+				    .irq_ctx = b->vm,
+				    /*
+				     * The flush port is for KVM's view of guest RAM; a
+				     * software CPU reads RAM straight from the mapping,
+				     * which must not go away under it.
+				     */
+				    .mem = b->vm->kvm_fd >= 0 ? &b->vm->mem : NULL};
+	size_t i;
+	int ret;
+
+	if (b->testdev)
+		return 0;
+	b->testdev = calloc(1, sizeof(*b->testdev));
+	if (!b->testdev) {
+		snprintf(err, errlen, "test device: out of memory");
+		return -ENOMEM;
+	}
+	ret = testdev_init(b->testdev, &tc);
+	if (ret) {
+		free(b->testdev);
+		b->testdev = NULL;
+		snprintf(err, errlen, "test device: %s", strerror(-ret));
+		return ret;
+	}
+	for (i = 0; i < sizeof(test_ranges) / sizeof(test_ranges[0]); i++) {
+		ret = bus_add(test_ranges[i].mmio ? &b->vm->mmio : &b->vm->pio, test_ranges[i].base,
+			      test_ranges[i].len, test_ranges[i].ops, b->testdev,
+			      test_ranges[i].name);
+		if (ret) {
+			snprintf(err, errlen, "test device: %s at 0x%llx: %s", test_ranges[i].name,
+				 (unsigned long long)test_ranges[i].base, strerror(-ret));
+			test_ranges_remove(b, i);
+			testdev_destroy(b->testdev);
+			free(b->testdev);
+			b->testdev = NULL;
+			return ret;
+		}
+	}
+	return 0;
+}
+
 void board_destroy(struct board *b)
 {
 	if (!b)
 		return;
+	if (b->testdev) {
+		test_ranges_remove(b, sizeof(test_ranges) / sizeof(test_ranges[0]));
+		testdev_destroy(b->testdev);
+		free(b->testdev);
+	}
+	if (b->inited & HAVE_FW_CFG)
+		fw_cfg_destroy(&b->fw_cfg);
 	if (b->inited & HAVE_SLEEP)
 		sleep_destroy(&b->sleep);
 	if (b->inited & HAVE_RTC)

@@ -12,9 +12,19 @@
 struct vm;
 struct board;
 
-/* Adds COM1, i8042, RTC, ACPI sleep registers and quiet probe ports. */
+/*
+ * Adds COM1, i8042, RTC, ACPI sleep registers, the ACPI PM timer, fw_cfg
+ * (RAM size and CPU count from vm: call after the vCPUs are created) and
+ * quiet probe ports.
+ */
 int board_create(struct vm *vm, int console_out_fd, struct board **out, char *err,
 		 size_t errlen);
+/*
+ * `--test-dev`: QEMU's isa-debug-exit (port 0xf4: stops the VM with
+ * VM_STOP_POWEROFF and status (v << 1) | 1) and pc-testdev, as
+ * kvm-unit-tests expects them (dev/testdev.h). Before any vCPU runs.
+ */
+int board_enable_test_dev(struct board *b, char *err, size_t errlen);
 void board_destroy(struct board *b);
 
 /* Console input for COM1: free room, and push (returns bytes taken). */

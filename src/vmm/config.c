@@ -93,6 +93,16 @@ int vm_config_set_vsock(struct vm_config *c, const char *arg, char *err, size_t 
 	return 0;
 }
 
+int vm_config_set_test_dev(struct vm_config *c, const char *arg, char *err, size_t errlen)
+{
+	if (arg) {
+		snprintf(err, errlen, "--test-dev: takes no value (got '%s')", arg);
+		return -EINVAL;
+	}
+	c->test_dev = true;
+	return 0;
+}
+
 int vm_config_set_rng(struct vm_config *c, const char *arg, char *err, size_t errlen)
 {
 	if (virtio_rng_parse(arg, &c->rng, err, errlen))

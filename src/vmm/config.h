@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vmm/accel/accel.h"
 #include "vmm/virtio/balloon.h"
 #include "vmm/virtio/blk.h"
 #include "vmm/virtio/net.h"
@@ -27,6 +28,7 @@ struct vm_config {
 	const char *cmdline;	 /* NULL: empty */
 	uint32_t ncpus;
 	uint64_t mem_mib;
+	enum accel_kind accel; /* --accel: auto (default), kvm, soft */
 
 	struct virtio_blk_config disks[VM_MAX_DISKS];
 	uint32_t ndisks;
@@ -36,6 +38,8 @@ struct vm_config {
 	struct virtio_vsock_config vsock;
 	struct virtio_rng_config rng;
 	struct virtio_balloon_config balloon;
+	/* --test-dev: QEMU's isa-debug-exit and pc-testdev (kvm-unit-tests) */
+	bool test_dev;
 };
 
 void vm_config_defaults(struct vm_config *c);
@@ -48,6 +52,8 @@ int vm_config_add_net(struct vm_config *c, const char *arg, char *err, size_t er
 int vm_config_set_vsock(struct vm_config *c, const char *arg, char *err, size_t errlen);
 int vm_config_set_rng(struct vm_config *c, const char *arg, char *err, size_t errlen);
 int vm_config_set_balloon(struct vm_config *c, const char *arg, char *err, size_t errlen);
+/* --test-dev takes no value: arg must be NULL. */
+int vm_config_set_test_dev(struct vm_config *c, const char *arg, char *err, size_t errlen);
 
 /* The kernel and initrd exist, are regular, readable and (kernel) non-empty. */
 int vm_config_check_files(const struct vm_config *c, char *err, size_t errlen);

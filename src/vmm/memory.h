@@ -22,7 +22,21 @@ struct guest_mem {
 	struct gmem_region regions[GMEM_MAX_REGIONS];
 	unsigned int nregions;
 	uint64_t ram_size; /* sum of region sizes */
+	/*
+	 * Devices writing guest RAM the guest may execute (DMA into buffers it
+	 * gave them) say so here, so the software CPU drops code it decoded
+	 * from there. NULL when nobody needs to know (KVM).
+	 */
+	void (*dma_written)(void *ctx, uint64_t gpa, uint64_t len);
+	void *dma_ctx;
 };
+
+/* A device is about to write [gpa, gpa+len) of guest RAM on the guest's behalf. */
+static inline void gmem_dma_write(const struct guest_mem *m, uint64_t gpa, uint64_t len)
+{
+	if (m->dma_written)
+		m->dma_written(m->dma_ctx, gpa, len);
+}
 
 /*
  * Lays out ram_size bytes: RAM below min(ram_size, LAYOUT_LOWMEM_END) at 0,

@@ -1,4 +1,8 @@
-/* A vCPU: its KVM fd, shared kvm_run page and thread running KVM_RUN. */
+/*
+ * A vCPU: its thread and the accelerator's state (a KVM vCPU fd and its
+ * kvm_run page, or the software CPU). The thread body, kick and register
+ * access go through vm->accel (accel/accel.h).
+ */
 #ifndef EMBER_VMM_VCPU_H
 #define EMBER_VMM_VCPU_H
 
@@ -7,26 +11,27 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "vmm/x86/syscall_fixup.h"
-
 struct vm;
+struct soft_vcpu;
 
 struct vcpu {
 	struct vm *vm;
 	uint32_t id; /* also its APIC ID */
-	int fd;
-	struct kvm_run *run;
 	pthread_t thread;
 	bool started;
+	/* accel kvm */
+	int fd;
+	struct kvm_run *run;
 	uint32_t sysfix_exits; /* exits counted for syscall_fixup_track */
+	/* accel soft */
+	struct soft_vcpu *soft;
 };
 
-/* KVM_CREATE_VCPU + mmap of kvm_run, CPUID, MSRs, FPU, LAPIC. */
-int vcpu_create(struct vcpu *vcpu, struct vm *vm, uint32_t id, const struct kvm_cpuid2 *cpuid,
-		char *err, unsigned long errlen);
+/* The accelerator's vCPU: CPUID, MSRs, FPU, LAPIC at their reset values. */
+int vcpu_create(struct vcpu *vcpu, struct vm *vm, uint32_t id, char *err, unsigned long errlen);
 void vcpu_destroy(struct vcpu *vcpu);
 
-/* Starts the thread; SIGUSR1 kicks it out of KVM_RUN once a stop is requested. */
+/* Starts the thread; vcpu_kick() makes it notice a stop request. */
 int vcpu_start(struct vcpu *vcpu);
 void vcpu_kick(struct vcpu *vcpu);
 void vcpu_join(struct vcpu *vcpu);
@@ -34,7 +39,15 @@ void vcpu_join(struct vcpu *vcpu);
 /* Registers and segments, on stderr: what a user needs to see a guest crash. */
 void vcpu_dump(struct vcpu *vcpu);
 
-/* The signal vcpu_kick() sends; main() installs a no-op handler for it. */
+/* The registers through get_regs/get_sregs, in one format for every accelerator. */
+void vcpu_dump_state(struct vcpu *vcpu);
+
+int vcpu_get_regs(struct vcpu *vcpu, struct kvm_regs *regs);
+int vcpu_set_regs(struct vcpu *vcpu, const struct kvm_regs *regs);
+int vcpu_get_sregs(struct vcpu *vcpu, struct kvm_sregs *sregs);
+int vcpu_set_sregs(struct vcpu *vcpu, const struct kvm_sregs *sregs);
+
+/* The signal vcpu_kick() sends (accel kvm); main() installs a no-op handler for it. */
 #define VCPU_KICK_SIGNAL SIGUSR1
 
 #endif

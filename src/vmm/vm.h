@@ -12,11 +12,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "vmm/accel/accel.h"
 #include "vmm/bus.h"
 #include "vmm/memory.h"
 #include "vmm/x86/syscall_fixup.h"
 
 struct vcpu;
+struct soft_vm;
 
 enum vm_stop_reason {
 	VM_RUNNING = 0,
@@ -29,8 +31,11 @@ enum vm_stop_reason {
 };
 
 struct vm {
-	int kvm_fd;
+	const struct accel_ops *accel;
+	int kvm_fd; /* accel kvm: -1 otherwise */
 	int vm_fd;
+	struct soft_vm *soft; /* accel soft */
+	char accel_note[320]; /* why auto chose the software CPU; said when the VM starts */
 	int stop_efd; /* eventfd: readable once a stop was requested */
 	size_t run_size;
 	struct guest_mem mem;
@@ -52,11 +57,17 @@ int kvm_open(char *err, unsigned long errlen);
 /* The most vCPUs this host's KVM allows in one VM. */
 uint32_t kvm_max_vcpus(int kvm_fd);
 
-/* KVM VM, in-kernel irqchip + PIT, guest RAM of ram_size bytes. */
-int vm_create(struct vm *vm, int kvm_fd, uint64_t ram_size, char *err, unsigned long errlen);
+/*
+ * Guest RAM of ram_size bytes and the accelerator's VM: KVM (in-kernel
+ * irqchip + PIT), the software CPU (user-space irqchip), or with
+ * ACCEL_AUTO KVM when /dev/kvm opens and creates a VM, else the software
+ * CPU (said once on stderr). 0, or -errno with err filled.
+ */
+int vm_create(struct vm *vm, enum accel_kind kind, uint64_t ram_size, char *err,
+	      unsigned long errlen);
 void vm_destroy(struct vm *vm);
 
-/* KVM_IRQ_LINE; matches struct irq_line's set_level (ctx is the vm). */
+/* An interrupt line through the accelerator; struct irq_line's set_level (ctx: the vm). */
 void vm_set_irq(void *vm, uint32_t gsi, int level);
 
 /* Records the first stop request and wakes the main thread. Thread-safe. */

@@ -71,7 +71,8 @@ static int load_guest(struct vm *vm, const struct vm_config *cfg, char *err)
 			 (unsigned long long)LAYOUT_ACPI_START);
 		return EXIT_GUEST_CRASH;
 	}
-	if (linux_opts_host_needs(NULL)) {
+	/* Only KVM on such hosts emulates CPL 0; the software CPU runs all of it. */
+	if (vm->accel == &accel_kvm_ops && linux_opts_host_needs(NULL)) {
 		bcfg.linux_opts = LINUX_OPTS_CPL0_EMULATED;
 		vm->sysfix.on = true; /* such hosts leave user-mode syscalls half done */
 	}
@@ -84,7 +85,7 @@ static int load_guest(struct vm *vm, const struct vm_config *cfg, char *err)
 	long_mode = entry.mode == BOOT_LINUX64;
 	ret = cpu_boot_tables(&vm->mem, long_mode);
 	if (!ret)
-		ret = cpu_boot_regs(vm->vcpus[0].fd, long_mode, entry.entry, entry.boot_info);
+		ret = cpu_boot_regs(&vm->vcpus[0], long_mode, entry.entry, entry.boot_info);
 	if (ret) {
 		snprintf(err, ERRLEN, "boot vCPU setup: %s", strerror(-ret));
 		return EXIT_GUEST_CRASH;
@@ -94,16 +95,10 @@ static int load_guest(struct vm *vm, const struct vm_config *cfg, char *err)
 
 static int vcpus_create(struct vm *vm, uint32_t ncpus, char *err)
 {
-	struct kvm_cpuid2 *cpuid = cpuid_get_supported(vm->kvm_fd);
 	int ret = 0;
 
-	if (!cpuid) {
-		snprintf(err, ERRLEN, "KVM_GET_SUPPORTED_CPUID: %m");
-		return -errno;
-	}
 	vm->vcpus = calloc(ncpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus) {
-		free(cpuid);
 		snprintf(err, ERRLEN, "vcpus: out of memory");
 		return -ENOMEM;
 	}
@@ -111,8 +106,7 @@ static int vcpus_create(struct vm *vm, uint32_t ncpus, char *err)
 	for (uint32_t i = 0; i < ncpus; i++)
 		vm->vcpus[i].fd = -1;
 	for (uint32_t i = 0; i < ncpus && !ret; i++)
-		ret = vcpu_create(&vm->vcpus[i], vm, i, cpuid, err, ERRLEN);
-	free(cpuid);
+		ret = vcpu_create(&vm->vcpus[i], vm, i, err, ERRLEN);
 	return ret;
 }
 
@@ -201,6 +195,8 @@ static int run_vm(struct vm *vm, struct board *board, struct devices *ds, int si
 	int ret;
 
 	console_init(&con, STDIN_FILENO);
+	if (vm->accel_note[0])
+		log_warn("%s", vm->accel_note);
 	ret = devices_start(ds);
 	if (ret)
 		log_err("event thread: %s", strerror(-ret));
@@ -225,7 +221,7 @@ int vmm_run(const struct vm_config *cfg)
 	struct devices devices;
 	sigset_t stop_set;
 	struct vm vm;
-	int kvm_fd, sig_fd, status = EXIT_GUEST_CRASH;
+	int sig_fd, status = EXIT_GUEST_CRASH;
 
 	if (signals_setup(&stop_set)) {
 		log_err("signals: %m");
@@ -236,15 +232,12 @@ int vmm_run(const struct vm_config *cfg)
 		log_err("signalfd: %m");
 		return 1;
 	}
-	kvm_fd = kvm_open(err, sizeof(err));
-	if (kvm_fd < 0)
+	if (vm_create(&vm, cfg->accel, cfg->mem_mib << 20, err, sizeof(err)))
 		goto out_sig;
-	if (vm_config_check_cpus(cfg, kvm_max_vcpus(kvm_fd), err, sizeof(err))) {
+	if (vm_config_check_cpus(cfg, vm.accel->max_vcpus(&vm), err, sizeof(err))) {
 		status = EXIT_BAD_INPUT;
-		goto out_kvm;
+		goto out_vm;
 	}
-	if (vm_create(&vm, kvm_fd, cfg->mem_mib << 20, err, sizeof(err)))
-		goto out_kvm;
 	if (vcpus_create(&vm, cfg->ncpus, err))
 		goto out_vm;
 	if (board_create(&vm, STDOUT_FILENO, &board, err, sizeof(err)))
@@ -267,8 +260,6 @@ out_vcpus:
 	vcpus_destroy(&vm);
 out_vm:
 	vm_destroy(&vm);
-out_kvm:
-	close(kvm_fd);
 out_sig:
 	close(sig_fd);
 	if (err[0])

@@ -26,6 +26,7 @@
 #define SYSCALL_VECTOR 3
 #define SYS_TAG 0x454d424552000000ull /* "EMBER" */
 #define SYS_TRIPLEFAULT (SYS_TAG | 1)
+#define SYS_CALL0 (SYS_TAG | 2) /* RDI(RSI) at CPL 0, then back */
 
 /* Where the APs' real-mode trampoline is copied (must be RAM, < 1 MiB). */
 #define TRAMPOLINE_ADDR 0x3000
@@ -319,6 +320,9 @@ void virtio_balloon_run(struct virtio_ctx *c, struct virtio_dev *v);
 /* bench_*.c: throughput actions, timed by the host from their serial lines. */
 void bench_blk_run(struct virtio_ctx *c, struct virtio_dev *v);
 void bench_net_run(struct virtio_ctx *c, struct virtio_dev *v);
+/* bench_cpu.c: action=bench-cpu and action=idle, after "guest: ok". */
+void bench_cpu_run(const struct boot_info *bi);
+void bench_idle_run(const struct acpi_info *ai, const struct boot_info *bi);
 
 /* main.c */
 void guest_main(int boot, uint64_t info);

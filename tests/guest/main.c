@@ -96,6 +96,10 @@ void trap_handle(struct trap_frame *f)
 	if (f->vector == SYSCALL_VECTOR && (f->cs & 3) == 3) {
 		if (f->rax == SYS_TRIPLEFAULT)
 			cpu_triplefault();
+		if (f->rax == SYS_CALL0) {
+			((void (*)(void *))f->rdi)((void *)f->rsi);
+			return;
+		}
 	}
 	if (g_trap_depth++)
 		cpu_triplefault(); /* faulted while reporting: stop loudly */
@@ -232,13 +236,15 @@ uint64_t cmdline_num(const char *s, const char *key, uint64_t dflt)
 	return n;
 }
 
-enum action { ACT_POWEROFF, ACT_RESET, ACT_ECHO, ACT_TRIPLEFAULT, ACT_SPIN, ACT_FAULT, ACT_SYSCALL };
+enum action { ACT_POWEROFF, ACT_RESET, ACT_ECHO, ACT_TRIPLEFAULT, ACT_SPIN, ACT_FAULT, ACT_SYSCALL,
+	      ACT_BENCH_CPU, ACT_IDLE };
 extern volatile uint16_t syscall_seen_cs;
 
 static enum action parse_action(const char *cmdline)
 {
 	static const char *const names[] = {"poweroff",	   "reset", "echo",
-					    "triplefault", "spin",  "fault", "syscall"};
+					    "triplefault", "spin",  "fault", "syscall",
+					    "bench-cpu",   "idle"};
 	size_t len;
 	const char *v = cmdline_word(cmdline, "action=", &len);
 
@@ -354,6 +360,12 @@ void guest_main(int boot, uint64_t info)
 		gprintf("guest: syscall\n");
 		__asm__ volatile("syscall" ::: "rcx", "r11", "rax", "memory");
 		gprintf("guest: syscall returned cs=0x%x\n", (unsigned int)syscall_seen_cs);
+		break;
+	case ACT_BENCH_CPU:
+		bench_cpu_run(bi);
+		break;
+	case ACT_IDLE:
+		bench_idle_run(ai, bi);
 		break;
 	}
 	acpi_poweroff(ai);

@@ -136,7 +136,7 @@ Test(linux, debian_kernel_boots_to_init_with_virtio_and_powers_off, .timeout = 0
 
 	argv[3] = vmtest_path(kernel, sizeof(kernel), "linux/vmlinux");
 	argv[5] = vmtest_path(initrd, sizeof(initrd), "linux/initramfs.cpio");
-	VMTEST_REQUIRE_KVM();
+	VMTEST_REQUIRE_ACCEL();
 	if (access(argv[3], R_OK) || access(argv[5], R_OK))
 		cr_skip_test("Linux guest not built (%s, %s): run `make linux-guest` first; it "
 			     "downloads Debian's cloud kernel and busybox-static",

@@ -238,8 +238,8 @@ Test(boot, garbage_kernel)
 	init(&f);
 	write_file(f.kernel, "#!/bin/sh\necho not a kernel\n", 28);
 	snprintf(msg, sizeof(msg),
-		 "kernel %s: not a Linux bzImage (boot protocol 2.12+) nor an ELF64 kernel with a "
-		 "Xen PVH note",
+		 "kernel %s: not a Linux bzImage (boot protocol 2.12+), an ELF64 kernel with a "
+		 "Xen PVH note nor a multiboot kernel",
 		 f.kernel);
 	expect_error(&f, -ENOEXEC, msg);
 	fini(&f);

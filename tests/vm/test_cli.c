@@ -1,5 +1,6 @@
 /* `ember run` on bad input: one line naming the field or file, non-zero exit. */
 #include <criterion/criterion.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,12 +109,19 @@ Test(cli, unknown_option_and_missing_value)
 
 Test(cli, missing_kvm_device_is_one_clear_line)
 {
-	const char *argv[] = {"ember", "run", "--kernel", pvh_guest(), NULL};
+	const char *argv[] = {"ember", "run", "--accel", "kvm", "--kernel", pvh_guest(), NULL};
 
 	setenv("EMBER_KVM_DEV", "/nonexistent/kvm", 1);
-	/* A host without KVM is not the user's input: status 1, not 2. */
+	/* --accel kvm on a host without KVM is not the user's input: status 1, not 2. */
 	expect_error_status(argv, "open /nonexistent/kvm: No such file or directory", 1);
 	unsetenv("EMBER_KVM_DEV");
+}
+
+Test(cli, unknown_accelerator)
+{
+	const char *argv[] = {"ember", "run", "--accel", "tcg", "--kernel", pvh_guest(), NULL};
+
+	expect_one_line_error(argv, "--accel: 'tcg' is not one of auto, kvm, soft");
 }
 
 Test(cli, file_that_is_no_kernel)
@@ -123,7 +131,7 @@ Test(cli, file_that_is_no_kernel)
 	const char *argv[] = {"ember", "run", "--kernel", path, NULL};
 	char junk[8192];
 
-	VMTEST_REQUIRE_KVM();
+	VMTEST_REQUIRE_ACCEL();
 	memset(junk, 'A', sizeof(junk));
 	cr_assert_eq(write(fd, junk, sizeof(junk)), (ssize_t)sizeof(junk));
 	close(fd);
@@ -138,10 +146,33 @@ Test(cli, initrd_that_does_not_fit)
 	const char *argv[] = {"ember", "run", "--kernel", pvh_guest(), "--initrd", path,
 			      "--memory", "16", NULL};
 
-	VMTEST_REQUIRE_KVM();
+	VMTEST_REQUIRE_ACCEL();
 	cr_assert_eq(ftruncate(fd, 64 << 20), 0);
 	close(fd);
 	expect_one_line_error(argv, "initrd ");
+	unlink(path);
+}
+
+/* A multiboot kernel (a.out kludge) that claims 1 MiB from a 64-byte file. */
+Test(cli, truncated_multiboot_kernel)
+{
+	char path[] = "/tmp/ember-mb-XXXXXX";
+	int fd = mkstemp(path);
+	const char *argv[] = {"ember", "run", "--test-dev", "--kernel", path, NULL};
+	/* magic, flags (bit 16: address fields), checksum, then the address fields */
+	uint32_t img[16] = {0x1BADB002, 0x10000, -(0x1BADB002u + 0x10000)};
+	char want[256];
+
+	VMTEST_REQUIRE_ACCEL();
+	img[3] = img[4] = img[7] = 0x100000; /* header_addr, load_addr, entry_addr */
+	img[5] = 0x200000;		     /* load_end_addr: 1 MiB from a 64-byte file */
+	cr_assert_eq(write(fd, img, sizeof(img)), (ssize_t)sizeof(img));
+	close(fd);
+	snprintf(want, sizeof(want),
+		 "kernel %s: multiboot load_addr 0x100000 .. load_end_addr 0x200000 (1 MiB) "
+		 "runs past the end of the 64-byte file",
+		 path);
+	expect_one_line_error(argv, want);
 	unlink(path);
 }
 

@@ -126,7 +126,7 @@ static void boot_and_check(const char *which, const char *cpus, const char *mem)
 	struct vmtest_result r;
 	char want[256];
 
-	VMTEST_REQUIRE_KVM();
+	VMTEST_REQUIRE_ACCEL();
 	cr_assert_eq(vmtest_run(&r, argv, NULL, BOOT_TIMEOUT_S), 0);
 	cr_assert_not(r.timed_out, "timed out; console:\n%s\nstderr:\n%s", r.out, r.err);
 	snprintf(want, sizeof(want), "guest: hello boot=%s", which);
@@ -181,7 +181,7 @@ static void run_action(const char *which, const char *cmdline, const char *input
 {
 	const char *argv[] = {"ember", "run", "--kernel", guest(which), "--cmdline", cmdline, NULL};
 
-	VMTEST_REQUIRE_KVM();
+	VMTEST_REQUIRE_ACCEL();
 	cr_assert_eq(vmtest_run(r, argv, input, BOOT_TIMEOUT_S), 0);
 }
 
@@ -240,7 +240,7 @@ Test(guest_boot, sigterm_stops_a_running_guest, .timeout = 300)
 			      NULL};
 	struct vmtest_result r;
 
-	VMTEST_REQUIRE_KVM();
+	VMTEST_REQUIRE_ACCEL();
 	cr_assert_eq(vmtest_run(&r, argv, NULL, 20), 0);
 	assert_line(&r, "guest: spin");
 	cr_assert(r.timed_out);

@@ -52,7 +52,7 @@ Test(virtio_balloon, inflating_returns_the_pages_to_the_host, .timeout = 300)
 	struct vmtest_result r;
 	long touched, inflated;
 
-	VMTEST_REQUIRE_KVM();
+	VMTEST_REQUIRE_ACCEL();
 	snprintf(target, sizeof(target), "target=%d", TARGET_MIB);
 	cr_assert_eq(vmtest_start(&p, NULL, argv), 0);
 	snprintf(want, sizeof(want), "guest: balloon touched=%d", PAGES);

@@ -106,7 +106,7 @@ Test(virtio_blk, pattern_reaches_the_file_and_ro_disk_is_untouched, .timeout = 3
 	char cmdline[128], rwarg[256], roarg[256], want[160];
 	struct vmtest_result r;
 
-	VMTEST_REQUIRE_KVM();
+	VMTEST_REQUIRE_ACCEL();
 	snprintf(cmdline, sizeof(cmdline), "virtio-blk seed=%u", seed);
 	snprintf(rwarg, sizeof(rwarg), "%s,id=rw", rw);
 	snprintf(roarg, sizeof(roarg), "%s,ro,id=ro", ro);

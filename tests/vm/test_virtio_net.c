@@ -42,7 +42,7 @@ static void netns_delete(void)
 
 static void require_net(void)
 {
-	VMTEST_REQUIRE_KVM();
+	VMTEST_REQUIRE_ACCEL();
 	if (geteuid() != 0)
 		cr_skip_test("virtio-net VM test needs root (network namespace, TAP)");
 	if (access("/dev/net/tun", R_OK | W_OK))

@@ -51,7 +51,7 @@ Test(virtio_rng, reads_differ_within_and_across_boots, .timeout = 300)
 {
 	char *a0, *a1, *b0, *b1;
 
-	VMTEST_REQUIRE_KVM();
+	VMTEST_REQUIRE_ACCEL();
 	boot(&a0, &a1);
 	cr_assert_str_neq(hex_of(a0), hex_of(a1), "the same 64 bytes twice in one boot");
 	boot(&b0, &b1);

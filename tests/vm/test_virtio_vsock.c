@@ -136,7 +136,7 @@ Test(virtio_vsock, guest_to_host_and_host_to_guest_streams, .timeout = 300)
 	char *listening;
 	int fd;
 
-	VMTEST_REQUIRE_KVM();
+	VMTEST_REQUIRE_ACCEL();
 	sock_path(uds, sizeof(uds), "");
 	snprintf(port_path, sizeof(port_path), "%s_%d", uds, HOST_PORT);
 	srv.listen_fd = unix_socket(port_path, true);
@@ -192,7 +192,7 @@ Test(virtio_vsock, connection_to_a_closed_host_port_is_reset, .timeout = 300)
 	struct vmtest_proc p;
 	struct vmtest_result r;
 
-	VMTEST_REQUIRE_KVM();
+	VMTEST_REQUIRE_ACCEL();
 	sock_path(uds, sizeof(uds), "-closed");
 	start(&p, "virtio-vsock vsock-port=5999", uds);
 	vmtest_finish(&p, &r, TIMEOUT_S);

@@ -15,8 +15,12 @@ struct vmtest_result {
 /* Path under the build directory ($EMBER_BUILD, else ./build). Static buffer per call site. */
 const char *vmtest_path(char *buf, size_t len, const char *rel);
 
-/* True when /dev/kvm can be opened; tests that boot guests skip otherwise. */
-bool vmtest_have_kvm(void);
+/*
+ * True when ember can run a guest with the accelerator the tests were asked
+ * for ($EMBER_ACCEL, as ember reads it: auto and soft always, kvm when
+ * /dev/kvm opens); tests that boot guests skip otherwise.
+ */
+bool vmtest_have_accel(void);
 
 /*
  * Runs ember with argv (NULL-terminated, argv[0] ignored: build/ember is
@@ -65,7 +69,6 @@ long vmtest_rss_kib(int pid);
 /* The first line of `text` that starts with `prefix`, as a malloc'd string; NULL if none. */
 char *vmtest_line(const char *text, const char *prefix);
 
-/* Skip the current Criterion test with a message when there is no KVM. */
 /*
  * A network namespace of the test's own, named "ember-<tag>-<pid>" into
  * name: 0, or -1 with name left empty. vmtest_netns_del() deletes it (if
@@ -74,10 +77,11 @@ char *vmtest_line(const char *text, const char *prefix);
 int vmtest_netns_add(char *name, size_t len, const char *tag);
 void vmtest_netns_del(char *name);
 
-#define VMTEST_REQUIRE_KVM()                                                                       \
+/* Skip the current Criterion test with a message when EMBER_ACCEL=kvm and there is no KVM. */
+#define VMTEST_REQUIRE_ACCEL()                                                                     \
 	do {                                                                                       \
-		if (!vmtest_have_kvm())                                                            \
-			cr_skip_test("no usable /dev/kvm on this machine: VM test skipped");       \
+		if (!vmtest_have_accel())                                                          \
+			cr_skip_test("EMBER_ACCEL=kvm and no usable /dev/kvm: VM test skipped");   \
 	} while (0)
 
 #endif

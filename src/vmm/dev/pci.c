@@ -466,7 +466,7 @@ err_free:
 
 int pci_bus_create(struct vm *vm, struct pci_bus **out)
 {
-	return pci_bus_create_with(vm, &gsi_kvm_ops, vm, out);
+	return pci_bus_create_with(vm, vm->accel->irq_ops, vm, out);
 }
 
 void pci_bus_destroy(struct pci_bus *pb)

@@ -140,7 +140,8 @@ static void vp_vector_route(struct virtio_pci *vp, uint16_t v)
 	}
 	if (!e->irqfd && e->efd >= 0) {
 		ret = vp->kvm->irqfd(vp->kvm_ctx, e->efd, e->gsi, true);
-		if (ret)
+		/* EOPNOTSUPP: an accelerator without irqfds (soft) delivers MSIs directly. */
+		if (ret && ret != -EOPNOTSUPP)
 			log_ratelimited(&vp->rl, LOG_WARN,
 					"%s: MSI-X vector %u: KVM_IRQFD: %s (using KVM_SIGNAL_MSI)",
 					vp->pci.name, v, strerror(-ret));
@@ -840,7 +841,7 @@ static void vp_ioeventfds_set(struct virtio_pci *vp, bool mapped, uint64_t base)
 			q->len = 2;
 			ret = vp->kvm->ioeventfd(vp->kvm_ctx, q->efd, q->notify_gpa, 2, true);
 		}
-		if (ret)
+		if (ret && ret != -EOPNOTSUPP)
 			log_ratelimited(&vp->rl, LOG_WARN,
 					"%s: queue %u: KVM_IOEVENTFD: %s (kicks will exit)",
 					vp->pci.name, i, strerror(-ret));

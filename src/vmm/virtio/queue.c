@@ -170,10 +170,12 @@ static int chain_add(struct virtq *q, struct virtq_chain *c, struct walk *w, con
 	p = gmem_ptr(q->mem, d->addr, d->len);
 	if (!p)
 		return fail(q, "descriptor buffer outside guest RAM");
-	if (d->flags & VIRTQ_DESC_F_WRITE)
+	if (d->flags & VIRTQ_DESC_F_WRITE) {
+		gmem_dma_write(q->mem, d->addr, d->len);
 		c->in[c->nin++] = (struct iovec){.iov_base = p, .iov_len = d->len};
-	else
+	} else {
 		c->out[c->nout++] = (struct iovec){.iov_base = p, .iov_len = d->len};
+	}
 	return 0;
 }
 

@@ -475,6 +475,13 @@ static int acpi_build_fadt(struct acpi_builder *b, uint64_t dsdt_gpa)
 	f.reset_value = 0xfe; /* i8042 "pulse reset line" */
 	f.sleep_control_reg = acpi_gas_io8(LAYOUT_PORT_SLEEP_CTL);
 	f.sleep_status_reg = acpi_gas_io8(LAYOUT_PORT_SLEEP_STS);
+	/*
+	 * The PM timer in the legacy field only, for kvm-unit-tests (vmexit
+	 * reads pm_tmr_blk): ACPICA copies legacy blocks to their X_ fields
+	 * only without HW_REDUCED_ACPI, so Linux does not use it here.
+	 */
+	f.pm_tmr_blk = LAYOUT_PORT_PM_TMR;
+	f.pm_tmr_len = 4;
 	memcpy(f.hypervisor_vendor_id, ACPI_HYPERVISOR_ID, sizeof(f.hypervisor_vendor_id));
 	memcpy(b->buf + off, &f, sizeof(f));
 	return acpi_finish(b, (size_t)off, true);

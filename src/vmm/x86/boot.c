@@ -12,6 +12,7 @@
 #include "vmm/x86/bzimage.h"
 #include "vmm/x86/layout.h"
 #include "vmm/x86/linux_opts.h"
+#include "vmm/x86/multiboot.h"
 #include "vmm/x86/pvh.h"
 
 #define KiB 1024ULL
@@ -297,14 +298,17 @@ int boot_load(struct guest_mem *mem, const struct boot_config *cfg, struct boot_
 			goto out;
 	}
 	/* The loaders only place the initrd; it is read straight into guest RAM. */
-	if (pvh_probe(kernel, kernel_len)) {
+	/* As QEMU: a multiboot header wins over ELF (kvm-unit-tests are ELF32 + multiboot). */
+	if (multiboot_probe(kernel, kernel_len, NULL) && !bzimage_probe(kernel, kernel_len)) {
+		ret = multiboot_load(mem, kernel, kernel_len, &args, entry, err, errlen);
+	} else if (pvh_probe(kernel, kernel_len)) {
 		ret = pvh_load(mem, kernel, kernel_len, &args, entry, err, errlen);
 	} else if (bzimage_probe(kernel, kernel_len)) {
 		ret = bzimage_load(mem, kernel, kernel_len, &args, entry, err, errlen);
 	} else {
 		boot_errf(err, errlen,
-			  "kernel %s: not a Linux bzImage (boot protocol 2.12+) nor an ELF64 "
-			  "kernel with a Xen PVH note",
+			  "kernel %s: not a Linux bzImage (boot protocol 2.12+), an ELF64 "
+			  "kernel with a Xen PVH note nor a multiboot kernel",
 			  cfg->kernel_path);
 		ret = -ENOEXEC;
 	}

@@ -1,13 +1,16 @@
 /*
- * Kernel loading for x86-64 guests: reads the kernel (Linux bzImage or an ELF
- * kernel with a Xen PVH entry note), the initrd and the command line into
- * guest memory, writes the boot parameters with the e820 map, and tells the
- * caller where and how to enter. The vCPU registers, GDT and page tables are
- * set up by the caller (cpu_boot.h) from struct boot_entry.
+ * Kernel loading for x86-64 guests: reads the kernel (Linux bzImage, an ELF
+ * kernel with a Xen PVH entry note, or a multiboot kernel), the initrd and
+ * the command line into guest memory, writes the boot parameters with the
+ * e820 map, and tells the caller where and how to enter. The vCPU
+ * registers, GDT and page tables are set up by the caller (cpu_boot.h) from
+ * struct boot_entry.
  *
- * Guest-physical layout used (layout.h): PVH start info at 0x6000, zero page
- * at 0x7000, command line at 0x20000, kernel from 1 MiB, initrd at the top
- * of low RAM. Everything stays below 4 GiB (the boot page tables map 0-4 GiB).
+ * Guest-physical layout used (layout.h): PVH start info (or the multiboot
+ * information, multiboot.h) at 0x6000, zero page at 0x7000, command line at
+ * 0x20000, kernel from 1 MiB (a multiboot kernel may load lower), initrd at
+ * the top of low RAM. Everything stays below 4 GiB (the boot page tables
+ * map 0-4 GiB).
  */
 #ifndef EMBER_VMM_X86_BOOT_H
 #define EMBER_VMM_X86_BOOT_H
@@ -29,12 +32,20 @@
 enum boot_mode {
 	BOOT_LINUX64, /* 64-bit Linux boot protocol: long mode, RSI = zero page */
 	BOOT_PVH,     /* Xen PVH: 32-bit protected mode, paging off, EBX = start info */
+	/*
+	 * Multiboot 1: as BOOT_PVH (32-bit protected mode, flat 4 GiB CS and
+	 * data segments, paging and interrupts off, EBX = multiboot
+	 * information) and EAX = boot_entry.eax (0x2BADB002).
+	 */
+	BOOT_MULTIBOOT,
 };
 
 struct boot_entry {
 	enum boot_mode mode;
 	uint64_t entry;	      /* LINUX64: load address + 0x200; PVH: PHYS32_ENTRY note */
-	uint64_t boot_info;   /* LINUX64: zero page (RSI); PVH: hvm_start_info (EBX) */
+	uint64_t boot_info;   /* LINUX64: zero page (RSI); PVH: hvm_start_info (EBX);
+				 MULTIBOOT: multiboot information (EBX) */
+	uint32_t eax;	      /* MULTIBOOT: EAX at entry (the boot loader magic); else 0 */
 	uint64_t kernel_end;  /* end of the memory the kernel claims (for logs) */
 	uint64_t initrd_addr; /* where the initrd went; 0 when none */
 	uint64_t initrd_size;

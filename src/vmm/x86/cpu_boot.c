@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "vmm/vcpu.h"
 #include "vmm/x86/layout.h"
 
 #define CR0_PE 0x1ULL
@@ -81,14 +82,16 @@ int cpu_boot_tables(const struct guest_mem *mem, bool long_mode)
 	return 0;
 }
 
-int cpu_boot_regs(int vcpu_fd, bool long_mode, uint64_t entry, uint64_t boot_info)
+int cpu_boot_regs(struct vcpu *vcpu, bool long_mode, uint64_t entry, uint64_t boot_info)
 {
 	struct kvm_sregs sregs;
 	struct kvm_regs regs = {.rflags = 0x2, .rip = entry};
 	uint64_t gdt[5];
 
-	if (ioctl(vcpu_fd, KVM_GET_SREGS, &sregs))
-		return -errno;
+	int ret = vcpu_get_sregs(vcpu, &sregs);
+
+	if (ret)
+		return ret;
 	gdt_build(gdt, long_mode);
 	sregs.gdt.base = LAYOUT_GDT;
 	sregs.gdt.limit = sizeof(gdt) - 1;
@@ -110,11 +113,8 @@ int cpu_boot_regs(int vcpu_fd, bool long_mode, uint64_t entry, uint64_t boot_inf
 	} else {
 		regs.rbx = boot_info;
 	}
-	if (ioctl(vcpu_fd, KVM_SET_SREGS, &sregs))
-		return -errno;
-	if (ioctl(vcpu_fd, KVM_SET_REGS, &regs))
-		return -errno;
-	return 0;
+	ret = vcpu_set_sregs(vcpu, &sregs);
+	return ret ? ret : vcpu_set_regs(vcpu, &regs);
 }
 
 #define APIC_LVT0 0x350

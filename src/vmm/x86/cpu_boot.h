@@ -12,6 +12,8 @@
 
 #include "vmm/memory.h"
 
+struct vcpu;
+
 #define BOOT_GDT_CS 0x10 /* __BOOT_CS in Linux's boot protocol */
 #define BOOT_GDT_DS 0x18 /* __BOOT_DS */
 #define BOOT_GDT_TSS 0x20
@@ -20,7 +22,7 @@
 int cpu_boot_tables(const struct guest_mem *mem, bool long_mode);
 
 /* Registers of the boot vCPU. 0 or -errno. */
-int cpu_boot_regs(int vcpu_fd, bool long_mode, uint64_t entry, uint64_t boot_info);
+int cpu_boot_regs(struct vcpu *vcpu, bool long_mode, uint64_t entry, uint64_t boot_info);
 
 /* FPU at its reset values, LAPIC LINT0 = ExtINT, LINT1 = NMI. Every vCPU. */
 int cpu_init_common(int vcpu_fd);

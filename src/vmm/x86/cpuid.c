@@ -1,6 +1,7 @@
 #include "vmm/x86/cpuid.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -140,4 +141,80 @@ struct kvm_cpuid2 *cpuid_for_vcpu(const struct kvm_cpuid2 *base, uint32_t apic_i
 		e->ecx = 0;
 	}
 	return c;
+}
+
+/* ---- The software CPU's model: exactly what src/cpu implements. ---- */
+
+#define SOFT_CPUID_ENTRIES 32
+
+static void put(struct kvm_cpuid2 *c, uint32_t fn, uint32_t idx, bool indexed, uint32_t eax,
+		uint32_t ebx, uint32_t ecx, uint32_t edx)
+{
+	struct kvm_cpuid_entry2 *e = &c->entries[c->nent++];
+
+	memset(e, 0, sizeof(*e));
+	e->function = fn;
+	e->index = idx;
+	e->flags = indexed ? KVM_CPUID_FLAG_SIGNIFCANT_INDEX : 0;
+	e->eax = eax;
+	e->ebx = ebx;
+	e->ecx = ecx;
+	e->edx = edx;
+}
+
+static uint32_t str4(const char *s)
+{
+	return (uint32_t)(uint8_t)s[0] | (uint32_t)(uint8_t)s[1] << 8 |
+	       (uint32_t)(uint8_t)s[2] << 16 | (uint32_t)(uint8_t)s[3] << 24;
+}
+
+struct kvm_cpuid2 *cpuid_soft_model(void)
+{
+	static const char brand[49] = "ember software x86-64 CPU";
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + SOFT_CPUID_ENTRIES *
+						       sizeof(struct kvm_cpuid_entry2));
+
+	if (!c)
+		return NULL;
+	/* "GenuineIntel": Linux then takes the TSC and APIC timer rates from leaf 0x15. */
+	put(c, 0, 0, false, 0x16, str4("Genu"), str4("ntel"), str4("ineI"));
+	put(c, 1, 0, false, SOFT_CPUID_1_EAX, SOFT_CPUID_1_EBX, SOFT_CPUID_1_ECX,
+	    SOFT_CPUID_1_EDX);
+	put(c, 7, 0, true, 0, SOFT_CPUID_7_EBX, SOFT_CPUID_7_ECX, SOFT_CPUID_7_EDX);
+	put(c, 0xb, 0, true, 0, 0, 0, 0); /* topology: cpuid_for_vcpu fills it */
+	/* TSC = 25 MHz crystal * 40 = 1 GHz; the local APIC timer counts at the crystal rate. */
+	put(c, 0x15, 0, false, 1, SOFT_TSC_HZ / SOFT_CRYSTAL_HZ, SOFT_CRYSTAL_HZ, 0);
+	put(c, 0x16, 0, false, SOFT_TSC_HZ / 1000000, SOFT_TSC_HZ / 1000000,
+	    SOFT_CRYSTAL_HZ / 1000000, 0);
+	put(c, 0x80000000, 0, false, 0x80000008, 0, 0, 0);
+	put(c, 0x80000001, 0, false, 0, 0, SOFT_CPUID_81_ECX, SOFT_CPUID_81_EDX);
+	for (uint32_t i = 0; i < 3; i++) {
+		uint32_t r[4];
+
+		for (int j = 0; j < 4; j++)
+			r[j] = str4(brand + 16 * i + 4 * j);
+		put(c, 0x80000002 + i, 0, false, r[0], r[1], r[2], r[3]);
+	}
+	put(c, 0x80000007, 0, false, 0, 0, 0, 1u << 8); /* invariant TSC */
+	put(c, 0x80000008, 0, false, 0x3028, 0, 0, 0);	/* 40 physical, 48 linear bits */
+	return c;
+}
+
+int cpuid_lookup(const struct kvm_cpuid2 *c, uint32_t fn, uint32_t idx, uint32_t out[4])
+{
+	for (uint32_t i = 0; i < c->nent; i++) {
+		const struct kvm_cpuid_entry2 *e = &c->entries[i];
+
+		if (e->function != fn)
+			continue;
+		if ((e->flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) && e->index != idx)
+			continue;
+		out[0] = e->eax;
+		out[1] = e->ebx;
+		out[2] = e->ecx;
+		out[3] = e->edx;
+		return 0;
+	}
+	out[0] = out[1] = out[2] = out[3] = 0;
+	return -1;
 }

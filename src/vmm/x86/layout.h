@@ -55,6 +55,8 @@
 #define LAYOUT_PORT_SLEEP_CTL 0x600
 #define LAYOUT_PORT_SLEEP_STS 0x601
 #define LAYOUT_SLP_TYP_S5 5
+/* ACPI PM timer (24-bit, 3.579545 MHz), in the FADT's legacy PM_TMR_BLK. */
+#define LAYOUT_PORT_PM_TMR 0x608
 
 /* Legacy ISA interrupts. */
 #define LAYOUT_IRQ_KBD 1

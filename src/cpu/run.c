@@ -1,0 +1,159 @@
+/*
+ * The run loop: events and interrupts between blocks, the decoded block's
+ * instructions in a tight loop, faults back here by longjmp; and the vCPU
+ * lifecycle.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "cpu/block.h"
+#include "cpu/cache.h"
+#include "cpu/cpu.h"
+#include "cpu/except.h"
+#include "cpu/mem.h"
+
+static pthread_once_t dispatch_once = PTHREAD_ONCE_INIT;
+
+int cpu_init(struct cpu *cpu, const struct guest_mem *mem, struct cpu_code_map *map,
+	     const struct cpu_env *env, void *env_ctx, uint32_t apic_id)
+{
+	memset(cpu, 0, sizeof(*cpu));
+	pthread_once(&dispatch_once, dispatch_init);
+	cpu->mem = mem;
+	cpu->code_map = map;
+	cpu->env = env;
+	cpu->env_ctx = env_ctx;
+	cpu->apic_id = apic_id;
+	cpu->exc_vector = -1;
+	cpu->delivering = -1;
+	cpu->cache = block_cache_new();
+	if (!cpu->cache)
+		return -ENOMEM;
+	cpu_reset(cpu);
+	return 0;
+}
+
+void cpu_destroy(struct cpu *cpu)
+{
+	block_cache_free(cpu->cache);
+	cpu->cache = NULL;
+}
+
+void cpu_kick(struct cpu *cpu, unsigned int ev)
+{
+	atomic_fetch_or(&cpu->events, ev);
+}
+
+static void ev_clear(struct cpu *cpu, unsigned ev)
+{
+	atomic_fetch_and(&cpu->events, ~ev);
+}
+
+/* Events and HLT between blocks: an exit reason, or -1 to go on running. */
+static int handle_events(struct cpu *cpu)
+{
+	unsigned ev = atomic_load_explicit(&cpu->events, memory_order_acquire);
+
+	if (ev & CPU_EV_INIT) {
+		ev_clear(cpu, CPU_EV_INIT);
+		return CPU_EXIT_INIT;
+	}
+	if (ev & CPU_EV_NMI) {
+		ev_clear(cpu, CPU_EV_NMI);
+		cpu->halted = false;
+		cpu_nmi_deliver(cpu);
+	} else if ((ev & CPU_EV_INTR) && (cpu->rflags & FL_IF) && !cpu->intr_shadow) {
+		ev_clear(cpu, CPU_EV_INTR);
+		int v = cpu->env && cpu->env->intr_ack ? cpu->env->intr_ack(cpu->env_ctx) : -1;
+		if (v >= 0) {
+			/* Ask again next time: more may be pending. */
+			atomic_fetch_or(&cpu->events, CPU_EV_INTR);
+			cpu->halted = false;
+			cpu_interrupt_deliver(cpu, (uint8_t)v);
+		}
+	}
+	/* Halted (HLT also requests an exit): report HLT, the stronger reason. */
+	if (cpu->halted) {
+		ev_clear(cpu, CPU_EV_EXIT);
+		return CPU_EXIT_HLT;
+	}
+	if (ev & CPU_EV_EXIT) {
+		ev_clear(cpu, CPU_EV_EXIT);
+		return CPU_EXIT_BUDGET;
+	}
+	return -1;
+}
+
+static uint64_t rip_mask(const struct cpu *cpu)
+{
+	return cpu->code_bits == 64 ? ~0ULL : 0xffffffffULL;
+}
+
+/* One instruction with an interrupt shadow or TF: the shadow ends after it,
+ * TF raises the single-step #DB trap after it. */
+static void run_one(struct cpu *cpu, const struct insn *in)
+{
+	bool tf = cpu->rflags & FL_TF, shadow = cpu->intr_shadow;
+	cpu->next_rip = (cpu->rip + in->len) & rip_mask(cpu);
+	in->fn(cpu, in);
+	cpu->rip = cpu->next_rip;
+	cpu->insn_count++;
+	if (shadow)
+		cpu->intr_shadow = 0;
+	if (tf && !shadow) {
+		cpu->dr[6] |= 0x4000; /* BS */
+		cpu_raise_trap(cpu, EXC_DB);
+	}
+}
+
+/* Runs up to `left` (> 0) instructions of the block. */
+static void run_block(struct cpu *cpu, const struct cpu_block *b, uint64_t left)
+{
+	const struct insn *in = b->insn, *end = in + (b->n < left ? b->n : left);
+	uint64_t mask = rip_mask(cpu);
+
+	if (__builtin_expect(cpu->intr_shadow || (cpu->rflags & FL_TF), 0)) {
+		run_one(cpu, in);
+		return;
+	}
+	do {
+		uint64_t next = (cpu->rip + in->len) & mask;
+		cpu->next_rip = next;
+		in->fn(cpu, in);
+		cpu->rip = cpu->next_rip;
+		cpu->insn_count++;
+		/* A taken branch, a restarted rep, or code written under us: leave. */
+		if (cpu->next_rip != next || block_stale(b))
+			return;
+	} while (++in < end);
+}
+
+enum cpu_exit cpu_run(struct cpu *cpu, uint64_t budget)
+{
+	uint64_t end = cpu->insn_count + budget;
+
+	if (setjmp(cpu->fault_jmp)) {
+		/* A fault (or a fault while delivering one): deliver, then go on. */
+		if (cpu->exc_vector == EXC_UNIMPLEMENTED)
+			return CPU_EXIT_ERROR;
+		if (!cpu_exception_deliver(cpu))
+			return CPU_EXIT_SHUTDOWN;
+		cpu->halted = false;
+	}
+	for (;;) {
+		if (atomic_load_explicit(&cpu->events, memory_order_relaxed) || cpu->halted) {
+			int r = handle_events(cpu);
+			if (r >= 0)
+				return (enum cpu_exit)r;
+		}
+		if (cpu->insn_count >= end)
+			return CPU_EXIT_BUDGET;
+		if (block_cache_epoch_changed(cpu))
+			cpu_tlb_flush(cpu, true);
+		uint64_t lin = cpu->seg[SEG_CS].base + cpu->rip;
+		if (cpu->code_bits != 64)
+			lin = (uint32_t)lin;
+		run_block(cpu, block_get(cpu, lin), end - cpu->insn_count);
+	}
+}
