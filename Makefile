@@ -9,18 +9,11 @@ SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 
 LIB_SRCS  := $(shell find src/core src/cpu src/vmm -name '*.c' | sort)
 CLI_SRCS  := $(shell find src/cli -name '*.c' | sort)
-TEST_SRCS := $(shell find tests/unit tests/vm tests/linux -name '*.c' -not -path 'tests/unit/cpu/*' 2>/dev/null | sort)
+TEST_SRCS := $(shell find tests/unit tests/vm tests/linux -name '*.c' 2>/dev/null | sort)
 
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 CLI_OBJS  := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
 SAN_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/san/%.o) $(TEST_SRCS:%.c=$(BUILD)/san/%.o)
-
-# The software CPU (src/cpu) and its unit tests: its own Criterion binary
-# while it grows (make check-cpu).
-CPU_SRCS      := $(shell find src/cpu -name '*.c' 2>/dev/null | sort)
-CPU_TEST_SRCS := $(shell find tests/unit/cpu -name '*.c' 2>/dev/null | sort)
-CPU_SAN_OBJS  := $(CPU_SRCS:%.c=$(BUILD)/san/%.o) $(CPU_TEST_SRCS:%.c=$(BUILD)/san/%.o) \
-                 $(BUILD)/san/src/vmm/memory.o $(BUILD)/san/src/core/log.o
 
 .PHONY: all check check-cpu check-linux unit clean run run-guest bench bench-virtio guests
 all: $(BUILD)/.deps $(BUILD)/ember guests
@@ -59,19 +52,24 @@ include tests/guest/guest.mk
 # the Linux guest (minutes on hosts that emulate CPL 0) must not share the
 # host's CPUs with another guest.
 TEST_ENV = EMBER_BUILD=$(abspath $(BUILD)) LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp)
+# VM tests run on every accelerator the host has: with /dev/kvm, once more
+# on the software CPU (EMBER_ACCEL=soft) before the full run on KVM (auto).
+VM_SUITES := @(cli|guest_boot|hostile|virtio_blk|virtio_net|virtio_rng|virtio_vsock|virtio_balloon|linux)/*
 check: all linux-guest $(BUILD)/tests/ember-tests fuzz-smoke
+	@if [ -r /dev/kvm ] && [ -w /dev/kvm ] && [ -z "$$EMBER_ACCEL" ]; then \
+		echo "VM tests on the software CPU (EMBER_ACCEL=soft), then everything on KVM"; \
+		$(TEST_ENV) EMBER_ACCEL=soft $(BUILD)/tests/ember-tests --jobs 1 --filter '$(VM_SUITES)' || exit 1; \
+	fi
 	$(TEST_ENV) $(BUILD)/tests/ember-tests --jobs 1
 
 # Only the stock Linux guest with a disk and a NIC (tests/linux).
 check-linux: all linux-guest $(BUILD)/tests/ember-tests
 	$(TEST_ENV) $(BUILD)/tests/ember-tests --filter 'linux/*'
 
-$(BUILD)/tests/cpu-tests: $(CPU_SAN_OBJS)
-	@mkdir -p $(dir $@)
-	$(CC) $(SAN) -o $@ $^ -lcriterion -lpthread -lm
-
-check-cpu: $(BUILD)/tests/cpu-tests
-	$(BUILD)/tests/cpu-tests
+# Only the software CPU's unit tests (tests/unit/cpu), from the same binary.
+CPU_SUITES := @(decode|alu|string|diff|run|mmu|except|sys|sysrun|x87|sse)/*
+check-cpu: $(BUILD)/tests/ember-tests
+	$(TEST_ENV) $(BUILD)/tests/ember-tests --filter '$(CPU_SUITES)'
 
 bench: all
 	bench/boot.sh

@@ -16,6 +16,8 @@ struct cpu_block {
 	uint32_t gen;		     /* ... when decoded */
 	uint8_t code_bits;
 	uint16_t n;
+	struct cpu_block *succ;	     /* the block that ran after this one last time */
+	uint64_t succ_lin;	     /* ... and its linear address */
 	struct insn insn[];
 };
 
@@ -24,7 +26,14 @@ void block_cache_free(struct cpu_block_cache *bc);
 /* Moves when the code map's epoch is newer than this cache's (TLB flush due). */
 bool block_cache_epoch_changed(struct cpu *cpu);
 /* The block starting at linear address lin (decoded now if needed); may fault. */
-const struct cpu_block *block_get(struct cpu *cpu, uint64_t lin);
+struct cpu_block *block_get(struct cpu *cpu, uint64_t lin);
+
+/*
+ * The block at lin after `prev` ran (NULL: none): prev's remembered successor
+ * when the TLB still maps lin to it (64-bit code), else block_get(). prev
+ * must be a block this function or block_get returned since the last flush.
+ */
+struct cpu_block *block_next(struct cpu *cpu, struct cpu_block *prev, uint64_t lin);
 
 static inline bool block_stale(const struct cpu_block *b)
 {

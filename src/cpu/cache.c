@@ -43,6 +43,7 @@ struct cpu_block_cache {
 	uint8_t *arena;
 	size_t used;
 	uint64_t epoch;
+	uint64_t flushes; /* arena flushes: blocks (and their successor links) gone */
 	/* Blocks not cached (code outside RAM, an instruction across pages). */
 	union {
 		struct cpu_block b;
@@ -196,7 +197,7 @@ static void decode_run(struct cpu *cpu, struct cpu_block *b, const uint8_t *byte
 	b->n = (uint16_t)n;
 }
 
-const struct cpu_block *block_get(struct cpu *cpu, uint64_t lin)
+struct cpu_block *block_get(struct cpu *cpu, uint64_t lin)
 {
 	struct cpu_block_cache *bc = cpu->cache;
 	struct cpu_code_map *map = cpu->code_map;
@@ -223,6 +224,7 @@ const struct cpu_block *block_get(struct cpu *cpu, uint64_t lin)
 		b->genp = NULL;
 		b->gpa = gpa;
 		b->code_bits = (uint8_t)bits;
+		b->succ = NULL;
 		decode_run(cpu, b, bytes, avail, lin);
 		return b;
 	}
@@ -250,12 +252,15 @@ const struct cpu_block *block_get(struct cpu *cpu, uint64_t lin)
 	if (bc->used + BLOCK_BYTES(BLOCK_MAX_INSNS) > ARENA_SIZE) {
 		memset(bc->hash, 0, sizeof(bc->hash));
 		bc->used = 0;
+		bc->flushes++;
 	}
 	b = (struct cpu_block *)(bc->arena + bc->used);
 	b->genp = &map->gen[idx];
 	b->gen = gen;
 	b->gpa = gpa;
 	b->code_bits = (uint8_t)bits;
+	b->succ = NULL;
+	b->succ_lin = 0;
 	decode_run(cpu, b, bytes, avail, lin);
 	if (!b->genp) { /* straddling instruction: run it from scratch, uncached */
 		struct cpu_block *s = &bc->scratch.b;
@@ -265,5 +270,25 @@ const struct cpu_block *block_get(struct cpu *cpu, uint64_t lin)
 	bc->used += (BLOCK_BYTES(b->n) + 15) & ~(size_t)15;
 	b->next = bc->hash[h];
 	bc->hash[h] = b;
+	return b;
+}
+
+struct cpu_block *block_next(struct cpu *cpu, struct cpu_block *prev, uint64_t lin)
+{
+	struct cpu_block_cache *bc = cpu->cache;
+	struct cpu_block *b;
+
+	if (prev && prev->succ_lin == lin && (b = prev->succ) != NULL && cpu->code_bits == 64 &&
+	    b->code_bits == 64 && !block_stale(b)) {
+		const struct tlb_entry *e = mmu_tlb_entry(cpu, cpu->cpl == 3, lin);
+		if (e->tag_x == (lin & ~0xfffULL) && (e->gpa | (lin & 0xfff)) == b->gpa)
+			return b;
+	}
+	uint64_t flushes = bc->flushes;
+	b = block_get(cpu, lin);
+	if (prev && b->genp && bc->flushes == flushes) {
+		prev->succ = b;
+		prev->succ_lin = lin;
+	}
 	return b;
 }

@@ -214,8 +214,10 @@ static void idt_deliver(struct cpu *cpu, const struct event *ev, uint64_t ret)
 		stk_current(cpu, &s);
 		s.cpl = new_cpl;
 	}
-	if (lm)
+	if (lm) { /* IA-32e delivery: 64-bit pushes on a 16-byte aligned RSP */
+		s.bits = 64;
 		s.sp &= ~0xfULL;
+	}
 	if (v86) {
 		stk_push(cpu, &s, cpu->seg[SEG_GS].sel, size);
 		stk_push(cpu, &s, cpu->seg[SEG_FS].sel, size);
@@ -364,7 +366,9 @@ static void iret_flags(struct cpu *cpu, uint64_t nf, unsigned opsize, unsigned o
 		mask |= FL_IOPL | (real ? 0 : FL_VIF | FL_VIP);
 	if (opsize == 2)
 		mask &= 0xffff;
-	cpu_set_rflags(cpu, (cur & ~mask) | (nf & mask) | 2);
+	/* RF only suppresses instruction breakpoints for one instruction, and
+	 * there are none: keep it clear rather than let it linger. */
+	cpu_set_rflags(cpu, ((cur & ~mask) | (nf & mask) | 2) & ~FL_RF);
 }
 
 static void iret_real(struct cpu *cpu, unsigned opsize)

@@ -4,6 +4,7 @@
  * locked read-modify-write they share.
  */
 #include <string.h>
+#include <sys/random.h>
 
 #include "cpu/exec_int.h"
 
@@ -61,9 +62,16 @@ uint64_t rmw_mem(struct cpu *cpu, const struct insn *in, uint64_t ea, unsigned s
 		*res = r;
 		return d;
 	}
-	d = cpu_read_sz(cpu, in->ea_seg, ea, size);
-	r = rmw_calc(op, d, s, c, m);
-	cpu_write_sz(cpu, in->ea_seg, ea, r, size);
+	void *p = fast_w(cpu, in->ea_seg, ea, size);
+	if (p) {
+		d = load_sz(p, size);
+		r = rmw_calc(op, d, s, c, m);
+		store_sz(p, r, size);
+	} else {
+		d = cpu_read_sz(cpu, in->ea_seg, ea, size);
+		r = rmw_calc(op, d, s, c, m);
+		cpu_write_sz(cpu, in->ea_seg, ea, r, size);
+	}
 	*res = r;
 	return d;
 }
@@ -86,7 +94,7 @@ static inline void alu_rm(struct cpu *cpu, const struct insn *in, unsigned aop, 
 		if (aop != RMW_CMP)
 			greg_write(cpu, in, in->rm, r, size);
 	} else if (aop == RMW_CMP) {
-		d = cpu_read_sz(cpu, in->ea_seg, ea_of(cpu, in), size);
+		d = mem_read(cpu, in->ea_seg, ea_of(cpu, in), size);
 		r = (d - s) & m;
 	} else {
 		d = rmw_mem(cpu, in, ea_of(cpu, in), size, aop, s, c, &r);
@@ -375,8 +383,11 @@ static void shift_op(struct cpu *cpu, const struct insn *in, unsigned size, unsi
 		ea = ea_of(cpu, in);
 		d = cpu_read_sz(cpu, in->ea_seg, ea, size);
 	}
-	if (count == 0)
+	if (count == 0) {
+		if (in->mod == 3 && size == 4) /* still written: zero-extended */
+			greg_write(cpu, in, in->rm, d, 4);
 		return;
+	}
 
 	bool cf = false, of = false, lazy = true;
 	unsigned lf = LF_SHL;
@@ -479,8 +490,11 @@ HANDLER(h_shld_shrd) /* 0f a4 a5 ac ad */
 		ea = ea_of(cpu, in);
 		d = cpu_read_sz(cpu, in->ea_seg, ea, size);
 	}
-	if (count == 0)
+	if (count == 0) {
+		if (in->mod == 3 && size == 4)
+			reg_write(cpu, in->rm, d, 4);
 		return;
+	}
 	if (size == 2) {
 		/* Counts above 16 shift through d:s:d, as Intel CPUs do. */
 		if (left) {
@@ -637,8 +651,11 @@ HANDLER(h_xchg_rm) /* 86 87 */
 HANDLER(h_xchg_ax) /* 90+r; 90 without REX.B is nop (pause with f3) */
 {
 	unsigned r = in->rm, size = in->opsize;
-	if (r == R_RAX)
+	if (r == R_RAX) {
+		if (in->pfx & PFX_REP) /* pause: spin-wait loops ease off the host core */
+			__builtin_ia32_pause();
 		return;
+	}
 	uint64_t a = reg_read(cpu, R_RAX, size), b = reg_read(cpu, r, size);
 	reg_write(cpu, R_RAX, b, size);
 	reg_write(cpu, r, a, size);
@@ -793,9 +810,9 @@ static void cmpxchg8b16b(struct cpu *cpu, const struct insn *in)
 
 static void rdrand_op(struct cpu *cpu, const struct insn *in)
 {
-	uint64_t v;
-	unsigned char ok;
-	__asm__ volatile("rdrand %0; setc %1" : "=r"(v), "=qm"(ok));
+	/* The host's kernel RNG (no dependency on the host CPU having RDRAND). */
+	uint64_t v = 0;
+	bool ok = getrandom(&v, sizeof(v), GRND_NONBLOCK) == (ssize_t)sizeof(v);
 	if (!ok)
 		v = 0;
 	reg_write(cpu, in->rm, v, in->opsize);

@@ -4,12 +4,14 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "cpu/cpu.h"
 #include "cpu/decode.h"
 #include "cpu/flags.h"
 #include "cpu/insn.h"
 #include "cpu/mem.h"
+#include "cpu/mmu.h"
 
 #define HANDLER(name) static void name(struct cpu *cpu, const struct insn *in)
 
@@ -67,11 +69,66 @@ static inline uint64_t ea_of(const struct cpu *cpu, const struct insn *in)
 	return insn_ea_inline(cpu, in);
 }
 
+/*
+ * Host pointers for data accesses the TLB allows directly, in 64-bit code
+ * (no limits; only FS/GS have a base): NULL sends the access down the full
+ * path in mmu.c. A tag match implies a canonical page.
+ */
+static inline uint64_t fast_lin(const struct cpu *cpu, int seg, uint64_t off)
+{
+	return off + ((seg == SEG_FS || seg == SEG_GS) ? cpu->seg[seg].base : 0);
+}
+
+static inline void *fast_r(struct cpu *cpu, int seg, uint64_t off, unsigned size)
+{
+	return cpu->code_bits == 64 ? mmu_fast_r(cpu, fast_lin(cpu, seg, off), size) : NULL;
+}
+
+static inline void *fast_w(struct cpu *cpu, int seg, uint64_t off, unsigned size)
+{
+	return cpu->code_bits == 64 ? mmu_fast_w(cpu, fast_lin(cpu, seg, off), size) : NULL;
+}
+
+static inline uint64_t load_sz(const void *p, unsigned size)
+{
+	switch (size) {
+	case 1: return *(const uint8_t *)p;
+	case 2: { uint16_t v; memcpy(&v, p, 2); return v; }
+	case 4: { uint32_t v; memcpy(&v, p, 4); return v; }
+	default: { uint64_t v; memcpy(&v, p, 8); return v; }
+	}
+}
+
+static inline void store_sz(void *p, uint64_t v, unsigned size)
+{
+	switch (size) {
+	case 1: *(uint8_t *)p = (uint8_t)v; break;
+	case 2: { uint16_t x = (uint16_t)v; memcpy(p, &x, 2); break; }
+	case 4: { uint32_t x = (uint32_t)v; memcpy(p, &x, 4); break; }
+	default: memcpy(p, &v, 8); break;
+	}
+}
+
+static inline uint64_t mem_read(struct cpu *cpu, int seg, uint64_t off, unsigned size)
+{
+	void *p = fast_r(cpu, seg, off, size);
+	return p ? load_sz(p, size) : cpu_read_sz(cpu, seg, off, size);
+}
+
+static inline void mem_write(struct cpu *cpu, int seg, uint64_t off, uint64_t v, unsigned size)
+{
+	void *p = fast_w(cpu, seg, off, size);
+	if (p)
+		store_sz(p, v, size);
+	else
+		cpu_write_sz(cpu, seg, off, v, size);
+}
+
 static inline uint64_t rm_read(struct cpu *cpu, const struct insn *in, unsigned size)
 {
 	if (in->mod == 3)
 		return greg_read(cpu, in, in->rm, size);
-	return cpu_read_sz(cpu, in->ea_seg, ea_of(cpu, in), size);
+	return mem_read(cpu, in->ea_seg, ea_of(cpu, in), size);
 }
 
 static inline void rm_write(struct cpu *cpu, const struct insn *in, uint64_t v, unsigned size)
@@ -79,7 +136,7 @@ static inline void rm_write(struct cpu *cpu, const struct insn *in, uint64_t v, 
 	if (in->mod == 3)
 		greg_write(cpu, in, in->rm, v, size);
 	else
-		cpu_write_sz(cpu, in->ea_seg, ea_of(cpu, in), v, size);
+		mem_write(cpu, in->ea_seg, ea_of(cpu, in), v, size);
 }
 
 /* Operand size of opcodes whose bit 0 selects byte vs. full size. */

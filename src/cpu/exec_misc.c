@@ -267,6 +267,39 @@ HANDLER(h_grp15) /* 0f ae: fences and clflush (the rest is the FPU's) */
 	cpu_fault(cpu, EXC_UD, 0);
 }
 
+/* ---- movbe, adcx, adox (0f 38) ---- */
+
+HANDLER(h_movbe) /* 0f 38 f0 / f1 (none or 66) */
+{
+	unsigned size = in->opsize;
+	if (in->mod == 3)
+		cpu_fault(cpu, EXC_UD, 0);
+	if (in->op == 0xf0) {
+		uint64_t v = mem_read(cpu, in->ea_seg, ea_of(cpu, in), size);
+		v = size == 8 ? __builtin_bswap64(v) : size == 4 ? __builtin_bswap32((uint32_t)v)
+							: __builtin_bswap16((uint16_t)v);
+		reg_write(cpu, in->reg, v, size);
+	} else {
+		uint64_t v = reg_read(cpu, in->reg, size);
+		v = size == 8 ? __builtin_bswap64(v) : size == 4 ? __builtin_bswap32((uint32_t)v)
+							: __builtin_bswap16((uint16_t)v);
+		mem_write(cpu, in->ea_seg, ea_of(cpu, in), v, size);
+	}
+}
+
+HANDLER(h_adcx_adox) /* 66 0f 38 f6 (adcx: CF) / f3 0f 38 f6 (adox: OF) */
+{
+	unsigned size = in->opsize == 8 ? 8 : 4;
+	uint64_t bit = in->mandatory == MP_66 ? FL_CF : FL_OF;
+	uint64_t a = reg_read(cpu, in->reg, size), b = rm_read(cpu, in, size);
+	flags_materialize(cpu);
+	uint64_t c = (cpu->rflags & bit) ? 1 : 0, m = sz_mask(size);
+	uint64_t r = (a + b + c) & m;
+	bool out = c ? r <= a : r < a;
+	reg_write(cpu, in->reg, r, size);
+	cpu->rflags = (cpu->rflags & ~bit) | (out ? bit : 0);
+}
+
 void exec_int_register(void)
 {
 	exec_alu_register();
@@ -322,4 +355,10 @@ void exec_misc_register(void)
 		reg_op(MAP_0F, o, h_nop);
 	reg_op(MAP_0F, 0x0d, h_nop);
 	reg_op(MAP_0F, 0xae, h_grp15);
+	for (unsigned o = 0xf0; o <= 0xf1; o++) {
+		cpu_dispatch[MAP_0F38][o][MP_NONE] = h_movbe;
+		cpu_dispatch[MAP_0F38][o][MP_66] = h_movbe;
+	}
+	cpu_dispatch[MAP_0F38][0xf6][MP_66] = h_adcx_adox;
+	cpu_dispatch[MAP_0F38][0xf6][MP_F3] = h_adcx_adox;
 }

@@ -54,13 +54,12 @@ void sse_flags(struct cpu *cpu, uint32_t flags)
 	uint32_t unmasked = exc & ~(cpu->fpu.mxcsr >> 7) & MXCSR_FLAGS;
 	if (unmasked) {
 		/* Invalid, denormal and zero-divide are found before computing:
-		 * then only they are reported. An unmasked overflow or underflow
-		 * hides the precision exception. */
+		 * then only they are reported. (With overflow/underflow unmasked,
+		 * hardware sets PE by the exactness of the unbounded-exponent
+		 * result; we keep the masked computation's PE.) */
 		uint32_t pre = exc & 0x7;
 		if (pre & unmasked)
 			exc = pre;
-		else if (unmasked & 0x18)
-			exc &= ~0x20u;
 		cpu->fpu.mxcsr |= exc;
 		fpu_simd_fault(cpu);
 	}

@@ -369,6 +369,23 @@ static uint32_t host2(unsigned which, union cpu_xmm *d, const union cpu_xmm *s, 
 	return mx & MXCSR_FLAGS;
 }
 
+/*
+ * DPPS/DPPD raise in stages: an unmasked exception of the multiplies stops
+ * there; one of the additions (denormal intermediate products included)
+ * reports the multiplies' flags too.
+ */
+static void dp_flags(struct cpu *cpu, uint32_t fmul, uint32_t fadd)
+{
+	uint32_t masks = (cpu->fpu.mxcsr >> 7) & MXCSR_FLAGS;
+	if (fmul & ~masks)
+		sse_flags(cpu, fmul);
+	if ((fadd & 7) & ~masks)
+		fadd &= 7;
+	cpu->fpu.mxcsr |= fmul | fadd;
+	if ((fmul | fadd) & ~masks)
+		fpu_simd_fault(cpu);
+}
+
 static void exec_dp(struct cpu *cpu, const struct insn *in)
 {
 	unsigned imm = (uint8_t)in->imm;
@@ -376,17 +393,17 @@ static void exec_dp(struct cpu *cpu, const struct insn *in)
 	union cpu_xmm s = src(cpu, in, 16), a = *xr(cpu, in->reg), r;
 	union cpu_xmm x, y;
 	memset(&x, 0, 16), memset(&y, 0, 16), memset(&r, 0, 16);
-	uint32_t f;
+	uint32_t f, fm;
 	if (in->op == 0x40) { /* DPPS */
 		for (unsigned i = 0; i < 4; i++)
 			if (imm >> (4 + i) & 1)
 				x.d[i] = a.d[i], y.d[i] = s.d[i];
-		f = host2(0, &x, &y, mx); /* products, +0 where masked */
+		fm = host2(0, &x, &y, mx); /* products, +0 where masked */
 		union cpu_xmm u, v;
 		memset(&u, 0, 16), memset(&v, 0, 16);
 		u.d[0] = x.d[0], v.d[0] = x.d[1];
 		u.d[1] = x.d[2], v.d[1] = x.d[3];
-		f |= host2(1, &u, &v, mx); /* t1 = p0 + p1, t2 = p2 + p3 */
+		f = host2(1, &u, &v, mx); /* t1 = p0 + p1, t2 = p2 + p3 */
 		union cpu_xmm w;
 		memset(&w, 0, 16);
 		w.d[0] = u.d[1];
@@ -399,16 +416,16 @@ static void exec_dp(struct cpu *cpu, const struct insn *in)
 		for (unsigned i = 0; i < 2; i++)
 			if (imm >> (4 + i) & 1)
 				x.q[i] = a.q[i], y.q[i] = s.q[i];
-		f = host2(2, &x, &y, mx);
+		fm = host2(2, &x, &y, mx);
 		union cpu_xmm u, v;
 		memset(&u, 0, 16), memset(&v, 0, 16);
 		u.q[0] = x.q[0], v.q[0] = x.q[1];
-		f |= host2(3, &u, &v, mx);
+		f = host2(3, &u, &v, mx);
 		for (unsigned i = 0; i < 2; i++)
 			if (imm >> i & 1)
 				r.q[i] = u.q[0];
 	}
-	sse_flags(cpu, f);
+	dp_flags(cpu, fm, f);
 	*xr(cpu, in->reg) = r;
 }
 

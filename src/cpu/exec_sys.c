@@ -147,6 +147,7 @@ static void exec_lxs(struct cpu *cpu, const struct insn *in)
 	int sr;
 	uint64_t ea, off;
 	uint16_t sel;
+	uint8_t shadow;
 
 	if (in->mod == 3)
 		cpu_fault(cpu, EXC_UD, 0);
@@ -157,7 +158,9 @@ static void exec_lxs(struct cpu *cpu, const struct insn *in)
 	ea = insn_ea(cpu, in);
 	off = cpu_read_sz(cpu, in->ea_seg, ea, in->opsize);
 	sel = cpu_read16(cpu, in->ea_seg, (ea + in->opsize) & sz_mask(in->adsize));
+	shadow = cpu->intr_shadow;
 	seg_load(cpu, sr, sel);
+	cpu->intr_shadow = shadow; /* only MOV SS and POP SS block interrupts */
 	reg_write(cpu, in->reg, off, in->opsize);
 }
 
@@ -497,11 +500,39 @@ static void write_cr3(struct cpu *cpu, uint64_t v)
 	cpu_tlb_flush(cpu, false);
 }
 
+/* The CR4 bits this vCPU accepts: those of features its CPUID model offers
+ * (the others are reserved: setting them is #GP, as on a CPU without them).
+ * Without a CPUID model, all that src/cpu implements. */
+static uint64_t cr4_allowed(struct cpu *cpu)
+{
+	uint32_t l1[4] = { 0, 0, 0, 0 }, l7[4] = { 0, 0, 0, 0 };
+	uint64_t ok = CR4_KNOWN & ~(CR4_UMIP | CR4_FSGSBASE | CR4_PCIDE | CR4_OSXSAVE |
+				   CR4_SMEP | CR4_SMAP);
+
+	if (!cpu->env || !cpu->env->cpuid)
+		return CR4_KNOWN;
+	cpu->env->cpuid(cpu->env_ctx, 1, 0, l1);
+	cpu->env->cpuid(cpu->env_ctx, 7, 0, l7);
+	if (l1[2] & (1u << 17))
+		ok |= CR4_PCIDE;
+	if (l1[2] & (1u << 26))
+		ok |= CR4_OSXSAVE;
+	if (l7[1] & (1u << 0))
+		ok |= CR4_FSGSBASE;
+	if (l7[1] & (1u << 7))
+		ok |= CR4_SMEP;
+	if (l7[1] & (1u << 20))
+		ok |= CR4_SMAP;
+	if (l7[2] & (1u << 2))
+		ok |= CR4_UMIP;
+	return ok;
+}
+
 static void write_cr4(struct cpu *cpu, uint64_t v)
 {
 	uint64_t old = cpu->cr4;
 
-	if (v & ~CR4_KNOWN)
+	if (v & ~cr4_allowed(cpu))
 		cpu_fault(cpu, EXC_GP, 0);
 	if ((cpu->efer & EFER_LMA) && !(v & CR4_PAE))
 		cpu_fault(cpu, EXC_GP, 0);
@@ -982,6 +1013,21 @@ static void set_flat(struct cpu_seg *s, uint16_t sel, uint32_t attr)
 	s->attr = attr;
 }
 
+/*
+ * SYSCALL and SYSRET take the single-step trap when TF is set after them, not
+ * before (SYSCALL's FMASK usually clears TF, SYSRET may set it from R11), as
+ * Intel CPUs and QEMU do: the #DB then reports the new CS:RIP, and a SYSCALL
+ * whose FMASK clears TF is not trapped in the kernel. The run loop leaves the
+ * trap of these two instructions to them.
+ */
+static void sys_step_trap(struct cpu *cpu)
+{
+	if (cpu->rflags & FL_TF) {
+		cpu->dr[6] |= 0x4000; /* BS */
+		cpu_raise_trap(cpu, EXC_DB);
+	}
+}
+
 static void exec_syscall(struct cpu *cpu, const struct insn *in)
 {
 	uint16_t sel = (uint16_t)(cpu->star >> 32) & 0xfffc;
@@ -1016,6 +1062,7 @@ static void exec_syscall_entry(struct cpu *cpu, const struct insn *in)
 	exec_syscall(cpu, in);
 	if (compat)
 		cpu->next_rip = cpu->cstar;
+	sys_step_trap(cpu);
 }
 
 static void exec_sysret(struct cpu *cpu, const struct insn *in)
@@ -1049,6 +1096,7 @@ static void exec_sysret(struct cpu *cpu, const struct insn *in)
 	cpu->seg[SEG_SS].base = 0;
 	cpu->seg[SEG_SS].limit = 0xffffffff;
 	cpu_update_mode(cpu);
+	sys_step_trap(cpu);
 }
 
 static void exec_sysenter(struct cpu *cpu, const struct insn *in)

@@ -166,9 +166,6 @@ static uint16_t h_store(unsigned kind, const uint8_t *x, void *m, henv_t env)
 	case K_I32: ST("fistpl", uint32_t); break;
 	case K_I64: ST("fistpll", uint64_t); break;
 	case K_BCD: ST("fbstp", f80_t); break;
-	case K_T16: ST("fisttps", uint16_t); break;
-	case K_T32: ST("fisttpl", uint32_t); break;
-	case K_T64: ST("fisttpll", uint64_t); break;
 	}
 #undef ST
 	return sw;
@@ -516,7 +513,15 @@ static void store_mem(struct cpu *cpu, const struct insn *in, unsigned kind, boo
 		}
 		x = INDEF;
 	}
-	uint16_t hsw = h_store(kind, x, m, host_env(f));
+	henv_t env = host_env(f);
+	unsigned hkind = kind;
+	if (kind >= K_T16) { /* FISTTP: FISTP with chop rounding (no SSE3 on the host) */
+		env.w[0] |= 0xc00;
+		hkind = K_I16 + (kind - K_T16);
+	}
+	uint16_t hsw = h_store(hkind, x, m, env);
+	if (kind >= K_T16)
+		hsw &= (uint16_t)~FSW_C1;
 	bool ok = merge(f, &fsw, hsw, FSW_CC, true);
 	if (ok)
 		cpu_write(cpu, in->ea_seg, ea, m, kind_len[kind]);
@@ -553,10 +558,11 @@ static void fxch(struct cpu_fpu *f, unsigned i)
 		if (empty(f, i))
 			st_write(f, i, INDEF);
 	}
-	uint8_t t[10];
-	memcpy(t, f->st[0], 10);
-	st_write(f, 0, f->st[i]);
-	st_write(f, i, t);
+	uint8_t t0[10], ti[10];
+	memcpy(t0, f->st[0], 10);
+	memcpy(ti, f->st[i], 10);
+	st_write(f, 0, ti);
+	st_write(f, i, t0);
 	set_c1(f, false);
 }
 

@@ -20,6 +20,23 @@
  * (RESET / INIT; cpu_reset calls this). */
 void cpu_fpu_reset(struct cpu_fpu *fpu);
 
+/*
+ * CPUID bits the x87/MMX/SSE part implements completely, for the CPUID
+ * model (the monitor's): leaf 1 EDX FPU, MMX, FXSR, SSE, SSE2; leaf 1 ECX
+ * SSE3, SSSE3, SSE4.1, SSE4.2 (with CRC32; POPCNT is the integer part's),
+ * XSAVE (OSXSAVE mirrors CR4); leaf 7 EBX bit 13 (FCS/FDS saved as 0);
+ * leaf 0xD: XCR0 x87|SSE, 576-byte area, XSAVEOPT only (no XSAVEC/XSAVES);
+ * AMD leaf 0x80000001 EDX MmxExt, MMX, FXSR (not FFXSR). Not implemented:
+ * PCLMULQDQ, AES, AVX*, SSE4A, 3DNow!, MisAlignSse.
+ */
+#define FPU_CPUID1_EDX ((1u << 0) | (1u << 23) | (1u << 24) | (1u << 25) | (1u << 26))
+#define FPU_CPUID1_ECX ((1u << 0) | (1u << 9) | (1u << 19) | (1u << 20) | (1u << 26))
+#define FPU_CPUID7_EBX (1u << 13)
+#define FPU_CPUID_D0_EAX 0x3u	   /* XCR0 bits supported */
+#define FPU_CPUID_D0_SIZE 576u	   /* EBX (for XCR0 = 3) and ECX */
+#define FPU_CPUID_D1_EAX 0x1u	   /* XSAVEOPT */
+#define FPU_CPUID_80000001_EDX ((1u << 22) | (1u << 23) | (1u << 24))
+
 /* FSW bits. */
 #define FSW_IE 0x0001u
 #define FSW_DE 0x0002u

@@ -61,8 +61,7 @@ static int handle_events(struct cpu *cpu)
 	}
 	if (ev & CPU_EV_NMI) {
 		ev_clear(cpu, CPU_EV_NMI);
-		cpu->halted = false;
-		cpu_nmi_deliver(cpu);
+		cpu_nmi_deliver(cpu); /* wakes from HLT unless NMIs are blocked */
 	} else if ((ev & CPU_EV_INTR) && (cpu->rflags & FL_IF) && !cpu->intr_shadow) {
 		ev_clear(cpu, CPU_EV_INTR);
 		int v = cpu->env && cpu->env->intr_ack ? cpu->env->intr_ack(cpu->env_ctx) : -1;
@@ -141,11 +140,14 @@ enum cpu_exit cpu_run(struct cpu *cpu, uint64_t budget)
 			return CPU_EXIT_SHUTDOWN;
 		cpu->halted = false;
 	}
+	/* The block that ran last (for its successor link); set again after a fault. */
+	struct cpu_block *prev = NULL;
 	for (;;) {
 		if (atomic_load_explicit(&cpu->events, memory_order_relaxed) || cpu->halted) {
 			int r = handle_events(cpu);
 			if (r >= 0)
 				return (enum cpu_exit)r;
+			prev = NULL; /* an interrupt may have moved RIP: no link to learn */
 		}
 		if (cpu->insn_count >= end)
 			return CPU_EXIT_BUDGET;
@@ -154,6 +156,8 @@ enum cpu_exit cpu_run(struct cpu *cpu, uint64_t budget)
 		uint64_t lin = cpu->seg[SEG_CS].base + cpu->rip;
 		if (cpu->code_bits != 64)
 			lin = (uint32_t)lin;
-		run_block(cpu, block_get(cpu, lin), end - cpu->insn_count);
+		struct cpu_block *b = block_next(cpu, prev, lin);
+		prev = b->genp ? b : NULL;
+		run_block(cpu, b, end - cpu->insn_count);
 	}
 }

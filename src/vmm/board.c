@@ -224,8 +224,7 @@ void board_destroy(struct board *b)
 {
 	if (!b)
 		return;
-	if (b->testdev) {
-		test_ranges_remove(b, sizeof(test_ranges) / sizeof(test_ranges[0]));
+	if (b->testdev) { /* its bus ranges go with the VM's buses, as the others' */
 		testdev_destroy(b->testdev);
 		free(b->testdev);
 	}

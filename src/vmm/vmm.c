@@ -85,7 +85,8 @@ static int load_guest(struct vm *vm, const struct vm_config *cfg, char *err)
 	long_mode = entry.mode == BOOT_LINUX64;
 	ret = cpu_boot_tables(&vm->mem, long_mode);
 	if (!ret)
-		ret = cpu_boot_regs(&vm->vcpus[0], long_mode, entry.entry, entry.boot_info);
+		ret = cpu_boot_regs(&vm->vcpus[0], long_mode, entry.entry, entry.boot_info,
+				    entry.eax);
 	if (ret) {
 		snprintf(err, ERRLEN, "boot vCPU setup: %s", strerror(-ret));
 		return EXIT_GUEST_CRASH;
@@ -242,6 +243,8 @@ int vmm_run(const struct vm_config *cfg)
 		goto out_vm;
 	if (board_create(&vm, STDOUT_FILENO, &board, err, sizeof(err)))
 		goto out_vcpus;
+	if (cfg->test_dev && board_enable_test_dev(board, err, sizeof(err)))
+		goto out_board;
 	/* Backends (images, TAPs, sockets) are the user's: bad input when they fail. */
 	if (devices_create(&devices, &vm, cfg, err, sizeof(err))) {
 		status = EXIT_BAD_INPUT;

@@ -16,8 +16,6 @@ LINUX_MEMORY ?= 512
 # nowatchdog, hung_task_timeout_secs=0: at ~1 us per CPL 0 instruction the
 # lockup and hung-task detectors only fill the console with false alarms.
 # init_on_alloc=0: no zeroing of every page the kernel allocates.
-# isolcpus=1: user processes stay on CPU 0 (init moves there, its children
-# inherit it), for the crash tests/linux/init describes; CPU 1 is still up.
 # cryptomgr.notests, psi=0 and the initcalls left out (kprobes' blacklist,
 # syscall trace events, trace event enum maps, the built-in X.509 key whose
 # RSA check alone takes minutes there): work this guest never uses.
@@ -45,7 +43,7 @@ $(LINUX_DIR)/initramfs.cpio: $(LINUX_DIR)/.fetched tests/linux/mkinitramfs.sh te
 	tests/linux/mkinitramfs.sh $(LINUX_DIR) $@
 
 run-linux: $(BUILD)/ember linux-guest
-	@echo "run-linux: booting Debian's kernel on ember; on hosts where KVM emulates CPL 0 this takes minutes" >&2
+	@echo "run-linux: booting Debian's kernel on ember (KVM when /dev/kvm works, else its software CPU: about a minute)" >&2
 	$(BUILD)/ember run --kernel $(LINUX_DIR)/vmlinux --initrd $(LINUX_DIR)/initramfs.cpio \
 		--cpus $(LINUX_CPUS) --memory $(LINUX_MEMORY) \
 		--cmdline "$(LINUX_CMDLINE)$$([ -t 0 ] && echo ' ember.shell')"

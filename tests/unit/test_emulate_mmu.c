@@ -25,7 +25,7 @@ static void setup(void)
 	gmem_init_fake(&mem, &r, 1);
 }
 
-TestSuite(mmu, .init = setup);
+TestSuite(emulate_mmu, .init = setup);
 
 static uint64_t *e64(uint64_t table, uint64_t idx)
 {
@@ -48,7 +48,7 @@ static void map_4level(uint64_t leaf_flags)
 	*e64(0x4000, 1) = 0x9000 | leaf_flags;
 }
 
-Test(mmu, four_level_walk_sets_accessed_and_dirty)
+Test(emulate_mmu, four_level_walk_sets_accessed_and_dirty)
 {
 	uint64_t gpa;
 	uint32_t pf;
@@ -63,7 +63,7 @@ Test(mmu, four_level_walk_sets_accessed_and_dirty)
 	cr_assert(*e64(0x4000, 1) & D);
 }
 
-Test(mmu, user_access_to_a_supervisor_page_faults)
+Test(emulate_mmu, user_access_to_a_supervisor_page_faults)
 {
 	struct mmu_mode user = long4;
 	uint64_t gpa;
@@ -77,7 +77,7 @@ Test(mmu, user_access_to_a_supervisor_page_faults)
 	cr_assert_eq(mmu_translate(&mem, &user, 0x7f0000201000ULL, MMU_IMPLICIT_SV, &gpa, &pf), 0);
 }
 
-Test(mmu, not_present_entry_at_any_level_faults)
+Test(emulate_mmu, not_present_entry_at_any_level_faults)
 {
 	uint64_t gpa;
 	uint32_t pf;
@@ -88,7 +88,7 @@ Test(mmu, not_present_entry_at_any_level_faults)
 	cr_assert_eq(pf, 0);
 }
 
-Test(mmu, write_to_read_only_page_obeys_cr0_wp)
+Test(emulate_mmu, write_to_read_only_page_obeys_cr0_wp)
 {
 	struct mmu_mode nowp = long4;
 	uint64_t gpa;
@@ -101,7 +101,7 @@ Test(mmu, write_to_read_only_page_obeys_cr0_wp)
 	cr_assert_eq(mmu_translate(&mem, &nowp, 0x7f0000201000ULL, MMU_WRITE, &gpa, &pf), 0);
 }
 
-Test(mmu, nx_and_smep_stop_fetches)
+Test(emulate_mmu, nx_and_smep_stop_fetches)
 {
 	struct mmu_mode smep = long4;
 	uint64_t gpa;
@@ -116,7 +116,7 @@ Test(mmu, nx_and_smep_stop_fetches)
 	cr_assert_eq(mmu_translate(&mem, &smep, 0x7f0000201000ULL, MMU_FETCH, &gpa, &pf), -EFAULT);
 }
 
-Test(mmu, one_gib_and_two_mib_pages)
+Test(emulate_mmu, one_gib_and_two_mib_pages)
 {
 	uint64_t gpa;
 	uint32_t pf;
@@ -131,7 +131,7 @@ Test(mmu, one_gib_and_two_mib_pages)
 	cr_assert_eq(gpa, 0x2abcdeULL);
 }
 
-Test(mmu, ps_in_a_pml4_entry_is_a_reserved_bit_fault)
+Test(emulate_mmu, ps_in_a_pml4_entry_is_a_reserved_bit_fault)
 {
 	uint64_t gpa;
 	uint32_t pf;
@@ -141,7 +141,7 @@ Test(mmu, ps_in_a_pml4_entry_is_a_reserved_bit_fault)
 	cr_assert_eq(pf, PF_PRESENT | PF_RSVD);
 }
 
-Test(mmu, five_level_paging_with_la57)
+Test(emulate_mmu, five_level_paging_with_la57)
 {
 	struct mmu_mode la57 = long4;
 	uint64_t la = (2ULL << 48) | 0x123; /* PML5[2], then index 0 down */
@@ -160,7 +160,7 @@ Test(mmu, five_level_paging_with_la57)
 	cr_assert_not(mmu_canonical(&long4, la), "not canonical with 48-bit addresses");
 }
 
-Test(mmu, pae_three_levels)
+Test(emulate_mmu, pae_three_levels)
 {
 	struct mmu_mode pae = {.cr0 = 0x80000001, .cr3 = 0x1000, .cr4 = 0x20};
 	uint64_t gpa;
@@ -173,7 +173,7 @@ Test(mmu, pae_three_levels)
 	cr_assert_eq(gpa, 0x7010);
 }
 
-Test(mmu, legacy_32bit_paging_with_4mib_pages)
+Test(emulate_mmu, legacy_32bit_paging_with_4mib_pages)
 {
 	struct mmu_mode p32 = {.cr0 = 0x80000001, .cr3 = 0x1000, .cr4 = 0x10};
 	uint64_t gpa;
@@ -189,7 +189,7 @@ Test(mmu, legacy_32bit_paging_with_4mib_pages)
 	cr_assert(*e32(0x2000, 2) & A);
 }
 
-Test(mmu, paging_off_is_identity)
+Test(emulate_mmu, paging_off_is_identity)
 {
 	struct mmu_mode off = {.cr0 = 1};
 	uint64_t gpa;
@@ -199,7 +199,7 @@ Test(mmu, paging_off_is_identity)
 	cr_assert_eq(gpa, 0x12345);
 }
 
-Test(mmu, table_outside_ram_is_enxio)
+Test(emulate_mmu, table_outside_ram_is_enxio)
 {
 	struct mmu_mode m = long4;
 	uint64_t gpa;

@@ -155,6 +155,14 @@ void soft_host_sipi(void *opaque, uint32_t cpu, uint8_t vector)
 	soft_vcpu_wake(&vm->vcpus[cpu], CPU_EV_EXIT);
 }
 
+void soft_host_nmi(void *opaque, uint32_t cpu)
+{
+	struct vm *vm = opaque;
+
+	if (cpu < vm->ncpus && vm->vcpus[cpu].soft)
+		soft_vcpu_wake(&vm->vcpus[cpu], CPU_EV_NMI);
+}
+
 const struct accel_ops accel_soft_ops = {
 	.name = "soft",
 	.vm_init = soft_vm_init,

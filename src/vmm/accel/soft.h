@@ -62,5 +62,6 @@ int soft_set_sregs(struct vcpu *vcpu, const struct kvm_sregs *sregs);
 void soft_host_kick(void *vm, uint32_t cpu);
 void soft_host_init(void *vm, uint32_t cpu);
 void soft_host_sipi(void *vm, uint32_t cpu, uint8_t vector);
+void soft_host_nmi(void *vm, uint32_t cpu);
 
 #endif

@@ -157,6 +157,7 @@ static int chip_create(struct vm *vm, char *err, size_t errlen)
 		.sipi = soft_host_sipi,
 		.now_ns = host_now_ns,
 		.ctx = vm,
+		.nmi = soft_host_nmi,
 	};
 	int ret;
 
@@ -174,6 +175,7 @@ static int chip_create(struct vm *vm, char *err, size_t errlen)
 int soft_vcpu_init(struct vcpu *vcpu, char *err, size_t errlen)
 {
 	struct vm *vm = vcpu->vm;
+	pthread_condattr_t ca;
 	struct soft_vcpu *s;
 	int ret;
 
@@ -203,7 +205,11 @@ int soft_vcpu_init(struct vcpu *vcpu, char *err, size_t errlen)
 		return ret;
 	}
 	pthread_mutex_init(&s->lock, NULL);
-	pthread_cond_init(&s->cond, NULL);
+	/* Deadlines are CLOCK_MONOTONIC times, like the guest's clock. */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->cond, &ca);
+	pthread_condattr_destroy(&ca);
 	atomic_init(&s->sipi_vector, -1);
 	s->wait_for_sipi = vcpu->id != 0; /* APs wait for INIT/SIPI */
 	return 0;
@@ -251,7 +257,9 @@ static bool has_work(struct vcpu *v)
 		return true;
 	if (s->wait_for_sipi)
 		return false;
-	return (s->cpu.rflags & FL_IF) && irqchip_has_intr(v->vm->soft->chip, v->id);
+	if (atomic_load(&s->cpu.events) & CPU_EV_NMI)
+		return true;
+	return (cpu_get_rflags(&s->cpu) & FL_IF) && irqchip_has_intr(v->vm->soft->chip, v->id);
 }
 
 /* Halted or waiting for SIPI: sleep until woken or the next timer deadline. */
@@ -326,7 +334,8 @@ void *soft_vcpu_thread(void *arg)
 		case CPU_EXIT_INIT: /* INIT comes through init_pending */
 			break;
 		case CPU_EXIT_HLT:
-			vcpu_sleep(v, next);
+			/* The guest may have armed a sooner timer since the last poll. */
+			vcpu_sleep(v, irqchip_poll(sv->chip, v->id, soft_now_ns(sv)));
 			break;
 		case CPU_EXIT_SHUTDOWN:
 			crash(v, s->cpu.exit_why[0] ? s->cpu.exit_why : "triple fault");

@@ -82,10 +82,11 @@ int cpu_boot_tables(const struct guest_mem *mem, bool long_mode)
 	return 0;
 }
 
-int cpu_boot_regs(struct vcpu *vcpu, bool long_mode, uint64_t entry, uint64_t boot_info)
+int cpu_boot_regs(struct vcpu *vcpu, bool long_mode, uint64_t entry, uint64_t boot_info,
+		  uint32_t eax)
 {
 	struct kvm_sregs sregs;
-	struct kvm_regs regs = {.rflags = 0x2, .rip = entry};
+	struct kvm_regs regs = {.rflags = 0x2, .rip = entry, .rax = eax};
 	uint64_t gdt[5];
 
 	int ret = vcpu_get_sregs(vcpu, &sregs);

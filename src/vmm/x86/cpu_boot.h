@@ -21,8 +21,9 @@ struct vcpu;
 /* Writes the GDT and (for long mode) identity page tables for 0-4 GiB. */
 int cpu_boot_tables(const struct guest_mem *mem, bool long_mode);
 
-/* Registers of the boot vCPU. 0 or -errno. */
-int cpu_boot_regs(struct vcpu *vcpu, bool long_mode, uint64_t entry, uint64_t boot_info);
+/* Registers of the boot vCPU (eax: the multiboot magic, else 0). 0 or -errno. */
+int cpu_boot_regs(struct vcpu *vcpu, bool long_mode, uint64_t entry, uint64_t boot_info,
+		  uint32_t eax);
 
 /* FPU at its reset values, LAPIC LINT0 = ExtINT, LINT1 = NMI. Every vCPU. */
 int cpu_init_common(int vcpu_fd);

@@ -182,6 +182,8 @@ struct kvm_cpuid2 *cpuid_soft_model(void)
 	    SOFT_CPUID_1_EDX);
 	put(c, 7, 0, true, 0, SOFT_CPUID_7_EBX, SOFT_CPUID_7_ECX, SOFT_CPUID_7_EDX);
 	put(c, 0xb, 0, true, 0, 0, 0, 0); /* topology: cpuid_for_vcpu fills it */
+	put(c, 0xd, 0, true, SOFT_CPUID_D0_EAX, SOFT_CPUID_D0_SIZE, SOFT_CPUID_D0_SIZE, 0);
+	put(c, 0xd, 1, true, SOFT_CPUID_D1_EAX, 0, 0, 0);
 	/* TSC = 25 MHz crystal * 40 = 1 GHz; the local APIC timer counts at the crystal rate. */
 	put(c, 0x15, 0, false, 1, SOFT_TSC_HZ / SOFT_CRYSTAL_HZ, SOFT_CRYSTAL_HZ, 0);
 	put(c, 0x16, 0, false, SOFT_TSC_HZ / 1000000, SOFT_TSC_HZ / 1000000,
@@ -196,7 +198,7 @@ struct kvm_cpuid2 *cpuid_soft_model(void)
 		put(c, 0x80000002 + i, 0, false, r[0], r[1], r[2], r[3]);
 	}
 	put(c, 0x80000007, 0, false, 0, 0, 0, 1u << 8); /* invariant TSC */
-	put(c, 0x80000008, 0, false, 0x3028, 0, 0, 0);	/* 40 physical, 48 linear bits */
+	put(c, 0x80000008, 0, false, 0x302e, 0, 0, 0);	/* 46 physical (as src/cpu checks), 48 linear bits */
 	return c;
 }
 

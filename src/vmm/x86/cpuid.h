@@ -25,18 +25,28 @@ struct kvm_cpuid2 *cpuid_for_vcpu(const struct kvm_cpuid2 *base, uint32_t apic_i
 /* Family 6, model 0x3a, stepping 9. */
 #define SOFT_CPUID_1_EAX 0x000306a9u
 #define SOFT_CPUID_1_EBX (0x08u << 8) /* CLFLUSH line 64 bytes */
-/* ECX: SSE3 0, SSSE3 9, CX16 13, POPCNT 23, TSC-deadline 24. */
-#define SOFT_CPUID_1_ECX ((1u << 0) | (1u << 9) | (1u << 13) | (1u << 23) | (1u << 24))
+/* ECX: SSE3 0, SSSE3 9, CX16 13, SSE4.1 19, SSE4.2 20, POPCNT 23, TSC-deadline 24,
+ * XSAVE 26 (OSXSAVE, bit 27, is the CPU's: it mirrors CR4). */
+#define SOFT_CPUID_1_ECX                                                                           \
+	((1u << 0) | (1u << 9) | (1u << 13) | (1u << 19) | (1u << 20) | (1u << 23) | (1u << 24) | \
+	 (1u << 26))
 /* EDX: FPU, DE, PSE, TSC, MSR, PAE, MCE, CX8, APIC, SEP, MTRR, PGE, CMOV, PAT,
  * CLFSH, MMX, FXSR, SSE, SSE2. */
 #define SOFT_CPUID_1_EDX                                                                           \
 	((1u << 0) | (1u << 2) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 7) |      \
 	 (1u << 8) | (1u << 9) | (1u << 11) | (1u << 12) | (1u << 13) | (1u << 15) | (1u << 16) |  \
 	 (1u << 19) | (1u << 23) | (1u << 24) | (1u << 25) | (1u << 26))
-#define SOFT_CPUID_7_EBX 0u
+/* Leaf 7 EBX: SMEP 7, FCS/FDS saved as 0 13, SMAP 20 (src/cpu checks CPUID before
+ * accepting CR4.SMEP/SMAP/OSXSAVE). */
+#define SOFT_CPUID_7_EBX ((1u << 7) | (1u << 13) | (1u << 20))
 #define SOFT_CPUID_7_ECX 0u
 #define SOFT_CPUID_7_EDX 0u
 /* 0x80000001 ECX: LAHF/SAHF in 64-bit mode; EDX: SYSCALL, NX, RDTSCP, LM. */
+/* Leaf 0xD (XSAVE): XCR0 may enable x87 | SSE; the area is the 512-byte legacy
+ * region and the 64-byte header, whatever XCR0 holds; subleaf 1: XSAVEOPT only. */
+#define SOFT_CPUID_D0_EAX 0x3u
+#define SOFT_CPUID_D0_SIZE 576u
+#define SOFT_CPUID_D1_EAX 0x1u
 #define SOFT_CPUID_81_ECX (1u << 0)
 #define SOFT_CPUID_81_EDX ((1u << 11) | (1u << 20) | (1u << 27) | (1u << 29))
 

@@ -3,6 +3,8 @@
  * and in the interpreter from the same registers and flags, at every
  * operand size and edge values; flags the SDM leaves undefined are masked.
  */
+#include <stdio.h>
+
 #include "core_fixture.h"
 
 static struct cfx *F;
@@ -39,6 +41,8 @@ static uint64_t u_shift(unsigned s, uint64_t a, uint64_t b)
 		return 0;
 	return FL_AF | (c != 1 ? FL_OF : 0);
 }
+static uint64_t u_af_of(unsigned s, uint64_t a, uint64_t b) { (void)s; (void)a; (void)b; return FL_AF | FL_OF; }
+static uint64_t u_rot_imm(unsigned s, uint64_t a, uint64_t b) { (void)s; (void)a; (void)b; return FL_OF; }
 static uint64_t u_rot(unsigned s, uint64_t a, uint64_t b)
 {
 	(void)a;
@@ -83,7 +87,8 @@ static const struct acase cases[] = {
 	{ "idiv", { 0xf7, 0xf9 }, 2, S_ALL, true, u_all },
 	{ "imul2", { 0x0f, 0xaf, 0xc1 }, 3, S_WIDE, false, u_mul },
 	{ "imul3", { 0x6b, 0xc1, 0x85 }, 3, S_WIDE, false, u_mul },
-	{ "imul3z", { 0x69, 0xc1, 0x01, 0x80, 0x00, 0x00 }, 6, 0xa, false, u_mul },
+	{ "imul3z", { 0x69, 0xc1, 0x01, 0x80, 0x00, 0x00 }, 6, 0xc, false, u_mul },
+	{ "imul3w", { 0x69, 0xc1, 0x01, 0x80 }, 4, 0x2, false, u_mul },
 	{ "rol", { 0xd3, 0xc0 }, 2, S_ALL, true, u_rot },
 	{ "ror", { 0xd3, 0xc8 }, 2, S_ALL, true, u_rot },
 	{ "rcl", { 0xd3, 0xd0 }, 2, S_ALL, true, u_rot },
@@ -121,6 +126,16 @@ static const struct acase cases[] = {
 	{ "cbw", { 0x98 }, 1, S_WIDE, false, u_none },
 	{ "cwd", { 0x99 }, 1, S_WIDE, false, u_none },
 	{ "lea", { 0x8d, 0x44, 0x48, 0x7f }, 4, S_WIDE, false, u_none },
+	{ "adcx", { 0x0f, 0x38, 0xf6, 0xc1 }, 4, 0x4, false, u_none, false, 0x66 },
+	{ "adox", { 0x0f, 0x38, 0xf6, 0xc1 }, 4, 0xc, false, u_none, false, 0xf3 },
+	{ "shl_imm", { 0xc1, 0xe0, 0x05 }, 3, S_ALL, true, u_af },
+	{ "rol_imm", { 0xc1, 0xc0, 0x0c }, 3, S_ALL, true, u_rot_imm },
+	{ "sar_imm", { 0xc1, 0xf8, 0x3f }, 3, S_ALL, true, u_af_of },
+	{ "shrd_imm", { 0x0f, 0xac, 0xc8, 0x07 }, 4, S_WIDE, false, u_af_of },
+	{ "bsf_eq", { 0x0f, 0xbc, 0xc0 }, 3, S_WIDE, false, u_bsf },
+	{ "test_imm", { 0xf7, 0xc1, 0x80, 0x00, 0x00, 0x80 }, 6, 0xc, false, u_af },
+	{ "neg_ah", { 0xf6, 0xdc }, 2, 0x1, false, u_none },
+	{ "setcc_all", { 0x0f, 0x9f, 0xc1 }, 3, 0x1, false, u_none },
 };
 
 /* The bytes for one size: prefix, and the byte form's opcode one lower. */
@@ -134,7 +149,7 @@ static unsigned build(const struct acase *c, unsigned size, bool hibyte, uint8_t
 	if (size == 8)
 		out[n++] = 0x48;
 	memcpy(out + n, c->op, c->oplen);
-	if (size == 1) {
+	if (size == 1 && c->byte_op) {
 		unsigned i = c->op[0] == 0x0f ? 1 : 0;
 		out[n + i] -= 1;
 		if (hibyte) /* rm = ah instead of al */
@@ -169,6 +184,8 @@ static void run_case(const struct acase *c, unsigned size, bool hibyte)
 					continue;
 				}
 				ns = in;
+				if (getenv("ALU_TRACE"))
+					fprintf(stderr, "%s size %u len %u\n", c->name, size, len);
 				native_run(code, len, &ns);
 				uint64_t mask = FL_ARITH & ~c->undef(size, a, b);
 				for (unsigned r = 0; r < 16; r++)
@@ -416,4 +433,73 @@ Test(alu, lahf_sahf_flags)
 	cr_assert(cpu_get_rflags(c) & FL_DF);
 	cr_assert_eq(EXEC(F, 0xfc), -1);
 	cr_assert(!(cpu_get_rflags(c) & FL_DF));
+}
+
+Test(alu, locked_across_pages_and_on_code_page)
+{
+	struct cpu *c = &F->cpu;
+	/* a qword across the 0x3000 page boundary: the slow (mutex) path */
+	uint64_t v = 0x00ff00ff00ff00ffULL;
+	memcpy(F->ram + 0x2ffc, &v, 8);
+	c->gpr[R_RBX] = 0x2ffc;
+	c->gpr[R_RCX] = 1;
+	cr_assert_eq(EXEC(F, 0xf0, 0x48, 0x0f, 0xc1, 0x0b), -1); /* lock xadd [rbx], rcx */
+	memcpy(&v, F->ram + 0x2ffc, 8);
+	cr_assert_eq(v, 0x00ff00ff00ff0100ULL);
+	cr_assert_eq(c->gpr[R_RCX], 0x00ff00ff00ff00ffULL);
+	/* the instruction's own page (code): lock inc works and invalidates */
+	c->gpr[R_RBX] = CFX_CODE + 0x100;
+	F->ram[CFX_CODE + 0x100] = 41;
+	cr_assert_eq(EXEC(F, 0xf0, 0xfe, 0x03), -1);
+	cr_assert_eq(F->ram[CFX_CODE + 0x100], 42);
+}
+
+Test(alu, enter_nesting_and_16bit_branches)
+{
+	struct cpu *c = &F->cpu;
+	/* enter 8, 2 in 64-bit code: push rbp, push [rbp-8], push frame */
+	c->gpr[R_RSP] = 0x8000;
+	c->gpr[R_RBP] = 0x9000;
+	*(uint64_t *)(F->ram + 0x9000 - 8) = 0xabcdef;
+	cr_assert_eq(EXEC(F, 0xc8, 0x08, 0x00, 0x02), -1);
+	cr_assert_eq(*(uint64_t *)(F->ram + 0x8000 - 8), 0x9000);
+	cr_assert_eq(*(uint64_t *)(F->ram + 0x8000 - 16), 0xabcdef);
+	cr_assert_eq(*(uint64_t *)(F->ram + 0x8000 - 24), 0x8000 - 8);
+	cr_assert_eq(c->gpr[R_RBP], 0x8000 - 8);
+	cr_assert_eq(c->gpr[R_RSP], 0x8000 - 24 - 8);
+	cr_assert_eq(EXEC(F, 0xc9), -1); /* leave */
+	cr_assert_eq(c->gpr[R_RSP], 0x8000);
+	cr_assert_eq(c->gpr[R_RBP], 0x9000);
+	/* 16-bit code: a jump wraps within 64K */
+	cfx_set_mode(F, 16);
+	cr_assert_eq(cfx_exec_at(F, 0xfff0, (const uint8_t[]){ 0xeb, 0x20 }, 2), -1);
+	cr_assert_eq(c->rip, 0x12);
+	/* 32-bit code, 66 jcc rel16: the target is truncated to 16 bits */
+	cfx_set_mode(F, 32);
+	cpu_set_rflags(c, 2 | FL_ZF);
+	cr_assert_eq(cfx_exec_at(F, 0x10000, (const uint8_t[]){ 0x66, 0x0f, 0x84, 0x10, 0x00 }, 5), -1);
+	cr_assert_eq(c->rip, 0x0015);
+	/* ret imm16 in 32-bit code */
+	c->gpr[R_RSP] = 0x7000;
+	*(uint32_t *)(F->ram + 0x7000) = 0x1234;
+	cr_assert_eq(EXEC(F, 0xc2, 0x08, 0x00), -1);
+	cr_assert_eq(c->rip, 0x1234);
+	cr_assert_eq(c->gpr[R_RSP], 0x7000 + 4 + 8);
+	/* xlat, cmov from memory, movzx from memory */
+	F->ram[0x4005] = 0x5e;
+	c->gpr[R_RBX] = 0x4000;
+	c->gpr[R_RAX] = 5;
+	cr_assert_eq(EXEC(F, 0xd7), -1);
+	cr_assert_eq(c->gpr[R_RAX], 0x5e);
+	cr_assert_eq(EXEC(F, 0x0f, 0xb7, 0x0b), -1); /* movzx ecx, word [ebx] */
+	cr_assert_eq(c->gpr[R_RCX], *(uint16_t *)(F->ram + 0x4000));
+}
+
+Test(alu, rdrand_sets_cf)
+{
+	struct cpu *c = &F->cpu;
+	c->gpr[R_RAX] = 0;
+	cr_assert_eq(EXEC(F, 0x48, 0x0f, 0xc7, 0xf0), -1); /* rdrand rax */
+	cr_assert(flag_cf(c));
+	cr_assert_eq(EXEC(F, 0x0f, 0xc7, 0x30), EXC_UD); /* /6 with memory */
 }

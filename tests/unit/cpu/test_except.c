@@ -383,3 +383,59 @@ Test(except, protected_16bit_gate_pushes_words)
 	cr_assert_eq(fx_r16(0x9000 - 4), SEL_CODE32);
 	cr_assert_eq(c->rip, 0x3000);
 }
+
+Test(except, v86_round_trip_through_protected_mode_handler)
+{
+	struct cpu *c = g_fx->cpu;
+	static const uint8_t iretd[] = { 0xcf };
+	static const uint8_t v86code[] = { 0xcd, 0x21 };
+	uint32_t sp;
+
+	fx_prot32();
+	fx_seg(SEG_TR, SEL_TSS);
+	c->seg[SEG_TR].attr = 0x8b;
+	fx_w32(FX_TSS + 4, 0x7000);
+	fx_w32(FX_TSS + 8, SEL_DATA);
+	fx_gate32(0x21, SEL_CODE32, HANDLER, 0xe, 3);
+	fx_code(CODE, iretd, 1);
+	fx_code(HANDLER, iretd, 1);
+	fx_code(0x1230 + 0x10, v86code, sizeof(v86code));
+	/* Frame for IRETD to v86: EIP CS EFLAGS ESP SS ES DS FS GS. */
+	c->gpr[R_RSP] = 0x8000;
+	fx_w32(0x8000, 0x10);
+	fx_w32(0x8004, 0x123);
+	fx_w32(0x8008, FL_VM | FL_IOPL | FL_IF | 2);
+	fx_w32(0x800c, 0x100);
+	fx_w32(0x8010, 0x200);
+	fx_w32(0x8014, 0x300);
+	fx_w32(0x8018, 0x400);
+	fx_w32(0x801c, 0x500);
+	fx_w32(0x8020, 0x600);
+	c->rip = CODE;
+	cr_assert_eq(fx_step(), -1);
+	cr_assert(c->rflags & FL_VM);
+	cr_assert_eq(c->cpl, 3);
+	cr_assert_eq(c->code_bits, 16);
+	cr_assert_eq(c->seg[SEG_CS].base, 0x1230);
+	cr_assert_eq(c->seg[SEG_DS].base, 0x4000);
+	cr_assert_eq(c->rip, 0x10);
+	cr_assert_eq(fx_step(), 0x21);
+	cr_assert_eq(c->cpl, 0);
+	cr_assert_not(c->rflags & FL_VM);
+	cr_assert_eq(c->rip, HANDLER);
+	sp = (uint32_t)c->gpr[R_RSP];
+	cr_assert_eq(sp, 0x7000 - 36);
+	cr_assert_eq(fx_r32(sp), 0x12);		/* EIP */
+	cr_assert_eq(fx_r32(sp + 4), 0x123);	/* CS */
+	cr_assert(fx_r32(sp + 8) & FL_VM);
+	cr_assert_eq(fx_r32(sp + 12), 0x100);	/* ESP */
+	cr_assert_eq(fx_r32(sp + 16), 0x200);	/* SS */
+	cr_assert_eq(fx_r32(sp + 20), 0x300);	/* ES */
+	cr_assert_eq(fx_r32(sp + 32), 0x600);	/* GS */
+	cr_assert(c->seg[SEG_DS].attr & SEG_ATTR_UNUSABLE);
+	cr_assert_eq(fx_step(), -1); /* iretd back */
+	cr_assert(c->rflags & FL_VM);
+	cr_assert_eq(c->rip, 0x12);
+	cr_assert_eq(c->seg[SEG_GS].sel, 0x600);
+	cr_assert_eq(c->gpr[R_RSP], 0x100);
+}

@@ -1949,3 +1949,24 @@ Test(sse, sse42_vs_host)
 {
 	cr_expect_eq(ff_diff(sse42_insns, N(sse42_insns), 100, 0, 7), 0);
 }
+
+/* Unmasked underflow traps on any tiny result, exact ones included
+ * (masked, an exact tiny result raises nothing). */
+Test(sse, unmasked_underflow_exact)
+{
+	struct cpu *cpu = ff_guest();
+	union cpu_xmm *x = cpu->fpu.xmm;
+	x[0].d[0] = 1; /* smallest denormal */
+	x[1].d[0] = 1;
+	cr_expect_eq(run(cpu, "f3 0f 58 c1"), -1); /* addss, masked: DE only */
+	cr_expect_eq(x[0].d[0], 2);
+	cr_expect_eq(cpu->fpu.mxcsr, 0x1f80 | 0x2);
+	cpu->fpu.mxcsr = 0x1f80 & ~0x800u; /* UE unmasked */
+	cr_expect_eq(run(cpu, "f3 0f 58 c1"), EXC_XM);
+	cr_expect_eq(x[0].d[0], 2);
+	cr_expect_eq(cpu->fpu.mxcsr & 0x3f, 0x12);
+	/* FTZ does not apply when underflow is unmasked. */
+	cpu->fpu.mxcsr = (0x1f80 & ~0x800u) | 0x8000;
+	cr_expect_eq(run(cpu, "f3 0f 58 c1"), EXC_XM);
+	ff_free();
+}

@@ -597,6 +597,7 @@ Test(sys, reset_and_sipi_state)
 	cr_assert_eq(c->seg[SEG_CS].base, 0x9a000);
 	cr_assert_eq(c->rip, 0);
 	cr_assert_not(c->halted);
+	cpu_dump(c); /* readable on stderr, no crash */
 }
 
 Test(sys, sysenter_sysexit_64)
@@ -632,4 +633,207 @@ Test(sys, sysenter_sysexit_64)
 	cr_assert_eq(c->rip, 0x400002);
 	cr_assert_eq(c->gpr[R_RSP], 0x400f00);
 	cr_assert_eq(c->seg[SEG_CS].sel, (SEL_CODE64 + 32) | 3);
+}
+
+Test(sys, legacy_call_gate_with_params_and_retf_to_outer)
+{
+	struct cpu *c = g_fx->cpu;
+	static const uint8_t code[] = { 0x9a, 0, 0, 0, 0, 0x5b, 0x00 }; /* call 0x5b:0 */
+	static const uint8_t kern[] = { 0xca, 0x08, 0x00 };		/* retf 8 */
+	uint64_t gate;
+
+	fx_prot32();
+	/* 32-bit call gate, DPL 3, 2 dword parameters, to CODE32:0x20000. */
+	gate = 0x0000 | ((uint64_t)SEL_CODE32 << 16) | (2ULL << 32) | (0xecULL << 40) |
+	       (0x0002ULL << 48);
+	fx_w64(FX_GDT + 0x58, gate);
+	c->gdtr.limit = 0x5f;
+	fx_seg(SEG_TR, SEL_TSS);
+	c->seg[SEG_TR].attr = 0x8b;
+	fx_w32(FX_TSS + 4, 0x7000);
+	fx_w32(FX_TSS + 8, SEL_DATA);
+	fx_code(0x20000, kern, sizeof(kern));
+	fx_seg(SEG_CS, SEL_UCODE32);
+	fx_seg(SEG_SS, SEL_UDATA);
+	fx_seg(SEG_DS, SEL_DATA); /* DPL 0: nulled on the way back out */
+	cpu_update_mode(c);
+	c->gpr[R_RSP] = 0x9000 - 8;
+	fx_w32(0x9000 - 8, 0x11111111); /* param 1 (lowest) */
+	fx_w32(0x9000 - 4, 0x22222222);
+	cr_assert_eq(run_code(code, sizeof(code), 1), -1, "%d %x", c->exc_vector, c->exc_error);
+	cr_assert_eq(c->cpl, 0);
+	cr_assert_eq(c->rip, 0x20000);
+	cr_assert_eq(c->gpr[R_RSP], 0x7000 - 24);
+	cr_assert_eq(fx_r32(0x7000 - 4), SEL_UDATA);
+	cr_assert_eq(fx_r32(0x7000 - 8), 0x9000 - 8);
+	cr_assert_eq(fx_r32(0x7000 - 12), 0x22222222);
+	cr_assert_eq(fx_r32(0x7000 - 16), 0x11111111);
+	cr_assert_eq(fx_r32(0x7000 - 20), SEL_UCODE32);
+	cr_assert_eq(fx_r32(0x7000 - 24), CODE + 7);
+	cr_assert_eq(c->seg[SEG_SS].sel, SEL_DATA);
+	cr_assert_eq(fx_step(), -1, "%d %x", c->exc_vector, c->exc_error);
+	cr_assert_eq(c->cpl, 3);
+	cr_assert_eq(c->rip, CODE + 7);
+	cr_assert_eq(c->gpr[R_RSP], 0x9000);
+	cr_assert_eq(c->seg[SEG_SS].sel, SEL_UDATA);
+	cr_assert(c->seg[SEG_DS].attr & SEG_ATTR_UNUSABLE);
+}
+
+Test(sys, descriptor_table_instructions_64)
+{
+	struct cpu *c = g_fx->cpu;
+	static const uint8_t code[] = {
+		0x0f, 0x01, 0x04, 0x25, 0x00, 0x80, 0x00, 0x00, /* sgdt [0x8000] */
+		0x0f, 0x01, 0x1c, 0x25, 0x10, 0x80, 0x00, 0x00, /* lidt [0x8010] */
+		0x0f, 0x00, 0xd0,				/* lldt ax */
+		0x0f, 0x01, 0x1c, 0x25, 0x10, 0x80, 0x00, 0x00, /* lidt again (at CPL 3) */
+	};
+	uint64_t ldt;
+
+	fx_long_mode();
+	fx_w16(0x8010, 0x123);
+	fx_w64(0x8012, 0xffff888000001000ULL);
+	/* A 16-byte LDT descriptor at 0x58 (base 0x12345678_9abcdef0, limit 0xff). */
+	ldt = fx_desc(0x9abcdef0, 0xff, 0x82, 0);
+	fx_w64(FX_GDT + 0x58, ldt);
+	fx_w64(FX_GDT + 0x60, 0x12345678);
+	c->gdtr.limit = 0x67;
+	c->gpr[R_RAX] = 0x58;
+	cr_assert_eq(run_code(code, sizeof(code), 3), -1);
+	cr_assert_eq(fx_r16(0x8000), 0x67);
+	cr_assert_eq(fx_r64(0x8002), FX_GDT);
+	cr_assert_eq(c->idtr.limit, 0x123);
+	cr_assert_eq(c->idtr.base, 0xffff888000001000ULL);
+	cr_assert_eq(c->seg[SEG_LDTR].base, 0x123456789abcdef0ULL);
+	cr_assert_eq(c->seg[SEG_LDTR].limit, 0xff);
+	/* lidt at CPL 3: #GP(0); the IDT is back at FX_IDT for the delivery. */
+	c->idtr.base = FX_IDT;
+	c->idtr.limit = 0xfff;
+	fx_gate64(EXC_GP, SEL_CODE64, 0x30000, 0xe, 0, 0);
+	fx_w64(FX_TSS + 4, 0x9000);
+	fx_map64(0x400000, 0x400000, PTE_P | PTE_U);
+	fx_code(0x400000, code + 19, 8);
+	fx_seg(SEG_CS, SEL_UCODE64);
+	fx_seg(SEG_SS, SEL_UDATA);
+	cpu_update_mode(c);
+	c->rip = 0x400000;
+	cr_assert_eq(fx_step(), EXC_GP);
+	cr_assert_eq(fx_r64(c->gpr[R_RSP]), 0);
+}
+
+Test(sys, iret_at_cpl3_keeps_if_and_iopl)
+{
+	struct cpu *c = g_fx->cpu;
+	static const uint8_t code[] = { 0x48, 0xcf };
+
+	fx_long_mode();
+	fx_map64(0x400000, 0x400000, PTE_P | PTE_U | PTE_W);
+	fx_code(0x400000, code, sizeof(code));
+	fx_seg(SEG_CS, SEL_UCODE64);
+	fx_seg(SEG_SS, SEL_UDATA);
+	cpu_update_mode(c);
+	cpu_set_rflags(c, FL_IF);
+	c->rip = 0x400000;
+	c->gpr[R_RSP] = 0x400800;
+	fx_w64(0x400800, 0x400000);
+	fx_w64(0x400808, SEL_UCODE64);
+	fx_w64(0x400810, FL_IOPL | FL_CF | FL_AC);	/* IF clear, IOPL 3 */
+	fx_w64(0x400818, 0x400f00);
+	fx_w64(0x400820, SEL_UDATA);
+	cr_assert_eq(fx_step(), -1);
+	cr_assert_eq(cpu_get_rflags(c), FL_IF | FL_CF | FL_AC | 2);
+	cr_assert_eq(c->gpr[R_RSP], 0x400f00);
+}
+
+/* A CPUID model with none of the optional CR4 features (no XSAVE, PCID,
+ * FSGSBASE, SMEP, SMAP, UMIP). */
+static void bare_cpuid(void *ctx, uint32_t leaf, uint32_t sub, uint32_t out[4])
+{
+	(void)ctx;
+	(void)sub;
+	memset(out, 0, 16);
+	if (leaf == 0)
+		out[0] = 7;
+}
+
+/* CR4 bits of features the CPUID model does not offer are reserved: #GP,
+ * as the guest of a CPU without them sees (kvm-unit-tests access, xsave). */
+Test(sys, cr4_feature_bits_follow_cpuid)
+{
+	struct cpu *c = g_fx->cpu;
+	static const uint8_t mov_cr4[] = { 0x0f, 0x22, 0xe0 };
+	static const uint64_t bits[] = { CR4_SMEP,  CR4_SMAP,	  CR4_OSXSAVE,
+					 CR4_UMIP,  CR4_FSGSBASE };
+	uint64_t cr4;
+
+	fx_long_mode();
+	fx_gate64(EXC_GP, SEL_CODE64, 0x30000, 0xe, 0, 0);
+	c->gpr[R_RSP] = 0x9000;
+	cr4 = c->cr4;
+	g_fx->env.cpuid = bare_cpuid;
+	for (unsigned i = 0; i < sizeof(bits) / sizeof(bits[0]); i++) {
+		c->gpr[R_RAX] = cr4 | bits[i];
+		cr_assert_eq(run_code(mov_cr4, 3, 1), EXC_GP, "bit %#llx",
+			     (unsigned long long)bits[i]);
+		cr_assert_eq(c->cr4, cr4);
+	}
+	/* Offered (the fixture's model): accepted. */
+	g_fx->env.cpuid = fx_cpuid;
+	for (unsigned i = 0; i < sizeof(bits) / sizeof(bits[0]); i++) {
+		c->gpr[R_RAX] = cr4 | bits[i];
+		cr_assert_eq(run_code(mov_cr4, 3, 1), -1, "bit %#llx",
+			     (unsigned long long)bits[i]);
+		cr_assert_eq(c->cr4, cr4 | bits[i]);
+	}
+}
+
+/* SYSRET whose R11 sets TF traps at once, in user mode: the #DB frame holds
+ * the user CS:RIP. SYSCALL whose FMASK leaves TF set traps at LSTAR. */
+Test(sys, syscall_sysret_single_step_uses_new_tf)
+{
+	struct cpu *c = g_fx->cpu;
+	static const uint8_t user[] = { 0x0f, 0x05 };
+	static const uint8_t kern[] = { 0x48, 0x0f, 0x07 };
+
+	fx_long_mode();
+	fx_map64(0x400000, 0x400000, PTE_P | PTE_U | PTE_W);
+	fx_code(0x400000, user, sizeof(user));
+	fx_code(0x20000, kern, sizeof(kern));
+	fx_gate64(EXC_DB, SEL_CODE64, 0x30000, 0xe, 0, 0);
+	fx_w64(FX_TSS + 4, 0x9000);
+	c->star = (0x10ULL << 48) | (0x08ULL << 32);
+	c->lstar = 0x20000;
+	c->fmask = FL_IF;
+	/* sysretq with R11.TF: #DB after it, with the user CS. */
+	c->rip = 0x20000;
+	c->gpr[R_RCX] = 0x400000;
+	c->gpr[R_R11] = FL_TF | 2;
+	c->gpr[R_RSP] = 0x7000;
+	c->dr[6] = 0xffff0ff0;
+	cr_assert_eq(fx_step(), EXC_DB);
+	cr_assert_eq(c->rip, 0x30000);
+	cr_assert_eq(fx_r64(0x9000 - 40), 0x400000);	     /* RIP */
+	cr_assert_eq(fx_r64(0x9000 - 32), SEL_UCODE64);	     /* CS */
+	cr_assert_eq(fx_r64(0x9000 - 24) & FL_TF, FL_TF);    /* RFLAGS */
+	cr_assert(c->dr[6] & 0x4000, "DR6.BS");
+	/* syscall with TF left set by FMASK: #DB at LSTAR, kernel CS. */
+	fx_seg(SEG_CS, SEL_UCODE64);
+	fx_seg(SEG_SS, SEL_UDATA);
+	cpu_update_mode(c);
+	cpu_set_rflags(c, FL_TF | 2);
+	c->rip = 0x400000;
+	c->gpr[R_RSP] = 0x9000;
+	cr_assert_eq(fx_step(), EXC_DB);
+	cr_assert_eq(fx_r64(c->gpr[R_RSP]), 0x20000);
+	cr_assert_eq(fx_r64(c->gpr[R_RSP] + 8), SEL_CODE64);
+	/* syscall whose FMASK clears TF: no trap of its own. */
+	c->fmask = FL_IF | FL_TF;
+	fx_seg(SEG_CS, SEL_UCODE64);
+	fx_seg(SEG_SS, SEL_UDATA);
+	cpu_update_mode(c);
+	cpu_set_rflags(c, FL_TF | 2);
+	c->rip = 0x400000;
+	cr_assert_eq(fx_step(), -1);
+	cr_assert_eq(c->rip, 0x20000);
+	cr_assert_eq(cpu_get_rflags(c) & FL_TF, 0);
 }
