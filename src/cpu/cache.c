@@ -33,7 +33,7 @@ struct cpu_code_map {
 	_Atomic uint64_t epoch;
 };
 
-#define HASH_BITS 14
+#define HASH_BITS 16 /* Linux decodes 100k+ blocks: keep the chains short */
 #define HASH_SIZE (1u << HASH_BITS)
 #define ARENA_SIZE (64u << 20)
 #define BLOCK_BYTES(n) (sizeof(struct cpu_block) + (n) * sizeof(struct insn))
@@ -187,6 +187,7 @@ static void decode_run(struct cpu *cpu, struct cpu_block *b, const uint8_t *byte
 			n = 1;
 			break;
 		}
+		in->fn = exec_int_specialize(in, bits);
 		n++;
 		if (r < 0 || insn_ends_block(in))
 			break;
@@ -224,7 +225,7 @@ struct cpu_block *block_get(struct cpu *cpu, uint64_t lin)
 		b->genp = NULL;
 		b->gpa = gpa;
 		b->code_bits = (uint8_t)bits;
-		b->succ = NULL;
+		b->succ[0] = b->succ[1] = NULL;
 		decode_run(cpu, b, bytes, avail, lin);
 		return b;
 	}
@@ -232,8 +233,14 @@ struct cpu_block *block_get(struct cpu *cpu, uint64_t lin)
 	for (pp = &bc->hash[h]; (b = *pp) != NULL; pp = &b->next) {
 		if (b->gpa != gpa || b->code_bits != bits)
 			continue;
-		if (!block_stale(b))
+		if (!block_stale(b)) {
+			if (pp != &bc->hash[h]) { /* move to the front: hot blocks first */
+				*pp = b->next;
+				b->next = bc->hash[h];
+				bc->hash[h] = b;
+			}
 			return b;
+		}
 		*pp = b->next; /* stale: unlink (its memory waits for the next flush) */
 		break;
 	}
@@ -259,8 +266,8 @@ struct cpu_block *block_get(struct cpu *cpu, uint64_t lin)
 	b->gen = gen;
 	b->gpa = gpa;
 	b->code_bits = (uint8_t)bits;
-	b->succ = NULL;
-	b->succ_lin = 0;
+	b->succ[0] = b->succ[1] = NULL;
+	b->succ_lin[0] = b->succ_lin[1] = 0;
 	decode_run(cpu, b, bytes, avail, lin);
 	if (!b->genp) { /* straddling instruction: run it from scratch, uncached */
 		struct cpu_block *s = &bc->scratch.b;
@@ -273,22 +280,18 @@ struct cpu_block *block_get(struct cpu *cpu, uint64_t lin)
 	return b;
 }
 
-struct cpu_block *block_next(struct cpu *cpu, struct cpu_block *prev, uint64_t lin)
+struct cpu_block *block_next_slow(struct cpu *cpu, struct cpu_block *prev, uint64_t lin)
 {
 	struct cpu_block_cache *bc = cpu->cache;
-	struct cpu_block *b;
-
-	if (prev && prev->succ_lin == lin && (b = prev->succ) != NULL && cpu->code_bits == 64 &&
-	    b->code_bits == 64 && !block_stale(b)) {
-		const struct tlb_entry *e = mmu_tlb_entry(cpu, cpu->cpl == 3, lin);
-		if (e->tag_x == (lin & ~0xfffULL) && (e->gpa | (lin & 0xfff)) == b->gpa)
-			return b;
-	}
 	uint64_t flushes = bc->flushes;
-	b = block_get(cpu, lin);
+	struct cpu_block *b = block_get(cpu, lin);
+
 	if (prev && b->genp && bc->flushes == flushes) {
-		prev->succ = b;
-		prev->succ_lin = lin;
+		/* Two links: a conditional branch's both ways; the newest first. */
+		prev->succ[1] = prev->succ[0];
+		prev->succ_lin[1] = prev->succ_lin[0];
+		prev->succ[0] = b;
+		prev->succ_lin[0] = lin;
 	}
 	return b;
 }

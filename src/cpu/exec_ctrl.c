@@ -86,11 +86,13 @@ HANDLER(h_grp5) /* ff */
 	case 1:
 		exec_grp5_incdec(cpu, in);
 		break;
-	case 2: /* call near Ev */
+	case 2: { /* call near Ev: a non-canonical target faults before the push */
+		uint64_t ret = cpu->next_rip;
 		v = rm_read(cpu, in, in->opsize);
-		cpu_push(cpu, cpu->next_rip, in->opsize);
 		branch_to(cpu, v, in->opsize);
+		cpu_push(cpu, ret, in->opsize);
 		break;
+	}
 	case 3:
 		far_indirect(cpu, in, true);
 		break;

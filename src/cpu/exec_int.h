@@ -178,6 +178,9 @@ uint64_t rmw_mem(struct cpu *cpu, const struct insn *in, uint64_t ea, unsigned s
 /* Near branch target, truncated to the operand size (16/32) as the CPU does. */
 static inline void branch_to(struct cpu *cpu, uint64_t target, unsigned opsize)
 {
+	/* A non-canonical target faults on the branch (#GP), not on the fetch. */
+	if (opsize == 8 && __builtin_expect(!mmu_canonical(target), 0))
+		cpu_fault(cpu, EXC_GP, 0);
 	cpu->next_rip = opsize == 8 ? target : (opsize == 4 ? (uint32_t)target : (uint16_t)target);
 }
 

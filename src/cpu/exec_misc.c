@@ -165,7 +165,9 @@ HANDLER(h_daa_das) /* 27 2f */
 	uint8_t al = al_get(cpu), old = al;
 	bool cf = f & FL_CF, af = false;
 
+	bool borrow = false;
 	if ((al & 0xf) > 9 || (f & FL_AF)) {
+		borrow = sub && al < 6; /* DAS: CF also takes the borrow of AL - 6 */
 		al = sub ? al - 6 : al + 6;
 		af = true;
 	}
@@ -173,7 +175,7 @@ HANDLER(h_daa_das) /* 27 2f */
 		al = sub ? al - 0x60 : al + 0x60;
 		cf = true;
 	} else {
-		cf = false;
+		cf = borrow;
 	}
 	reg_write(cpu, R_RAX, al, 1);
 	uint64_t nf = flags_szp(al, 1) | (cf ? FL_CF : 0) | (af ? FL_AF : 0);
@@ -190,7 +192,8 @@ HANDLER(h_aaa_aas) /* 37 3f */
 	if (adj) {
 		if (sub) {
 			ax = (uint16_t)(ax - 6);
-			ax = (uint16_t)((ax & 0xff) | (((ax >> 8) - 1) << 8));
+			/* AH - 1 wraps (unsigned: AH 0 becomes 0xff, no signed shift). */
+			ax = (uint16_t)((ax & 0xffu) | ((((unsigned)ax >> 8) - 1u) & 0xffu) << 8);
 		} else {
 			ax = (uint16_t)(ax + 0x106);
 		}

@@ -353,6 +353,8 @@ static void adv_reg(struct cpu *cpu, unsigned r, unsigned adsize, int64_t delta)
 
 /* INS/OUTS, one element per step; REP repeats with the count in rCX. Each
  * step commits, so a fault part-way leaves the registers consistent. */
+#define INS_OUTS_CHUNK 4096
+
 static void exec_ins_outs(struct cpu *cpu, const struct insn *in)
 {
 	unsigned len = (in->op & 1) ? (in->opsize == 2 ? 2 : 4) : 1;
@@ -363,9 +365,15 @@ static void exec_ins_outs(struct cpu *cpu, const struct insn *in)
 	int sseg = in->seg != SEG_NONE ? in->seg : SEG_DS;
 
 	io_check(cpu, port, len);
-	for (;;) {
+	for (unsigned n = 0;; n++) {
 		if (rep && !(cpu->gpr[R_RCX] & am))
 			return;
+		/* A long rep stops after a chunk and runs again (RIP unchanged), so
+		 * interrupts and stop requests are seen, as the other string ops do. */
+		if (rep && n == INS_OUTS_CHUNK) {
+			cpu->next_rip = cpu->rip;
+			return;
+		}
 		if (out) {
 			uint32_t v = (uint32_t)cpu_read_sz(cpu, sseg, cpu->gpr[R_RSI] & am, len);
 
@@ -395,9 +403,14 @@ static void exec_cpuid(struct cpu *cpu, const struct insn *in)
 	if (cpu->env && cpu->env->cpuid)
 		cpu->env->cpuid(cpu->env_ctx, leaf, sub, out);
 	if (leaf == 1) { /* OSXSAVE mirrors CR4 */
+		uint64_t apic_base;
+
 		out[2] &= ~(1u << 27);
 		if (cpu->cr4 & CR4_OSXSAVE)
 			out[2] |= 1u << 27;
+		/* APIC mirrors IA32_APIC_BASE.EN: a disabled local APIC is not there. */
+		if (msr_read(cpu, 0x1b, &apic_base) == 0 && !(apic_base & (1u << 11)))
+			out[3] &= ~(1u << 9);
 	}
 	cpu->gpr[R_RAX] = out[0];
 	cpu->gpr[R_RBX] = out[1];
@@ -610,6 +623,13 @@ static void exec_mov_dr(struct cpu *cpu, const struct insn *in)
 	if ((dr == 4 || dr == 5) && (cpu->cr4 & CR4_DE))
 		cpu_fault(cpu, EXC_UD, 0);
 	need_cpl0(cpu);
+	if (cpu->dr[7] & 0x2000) {
+		/* General detect: a fault-like #DB before any DR access, with DR6.BD;
+		 * GD clears so that the handler may use the debug registers. */
+		cpu->dr[6] |= 0x2000;
+		cpu->dr[7] &= ~0x2000ULL;
+		cpu_fault(cpu, EXC_DB, 0);
+	}
 	if (dr == 4 || dr == 5)
 		dr += 2;
 	if (in->op == 0x23) {
@@ -627,6 +647,18 @@ static void exec_mov_dr(struct cpu *cpu, const struct insn *in)
 	}
 }
 
+/* Whether CPUID.(7,0):EBX has `bit` (an instruction the model offers);
+ * without a CPUID model, everything src/cpu implements is on. */
+static bool cpuid_7_ebx(struct cpu *cpu, uint32_t bit)
+{
+	uint32_t out[4] = { 0, 0, 0, 0 };
+
+	if (!cpu->env || !cpu->env->cpuid)
+		return true;
+	cpu->env->cpuid(cpu->env_ctx, 7, 0, out);
+	return (out[1] & bit) != 0;
+}
+
 /* INVPCID (66 0F 38 82): the TLB has no PCID tags, so every type flushes at
  * least what it names. */
 static void exec_invpcid(struct cpu *cpu, const struct insn *in)
@@ -634,7 +666,7 @@ static void exec_invpcid(struct cpu *cpu, const struct insn *in)
 	uint64_t type, desc[2];
 	uint64_t ea;
 
-	if (in->mod == 3 || !prot_mode(cpu))
+	if (in->mod == 3 || !prot_mode(cpu) || !cpuid_7_ebx(cpu, 1u << 10))
 		cpu_fault(cpu, EXC_UD, 0);
 	need_cpl0(cpu);
 	type = cpu_is64(cpu) ? cpu->gpr[in->reg] : (uint32_t)cpu->gpr[in->reg];
@@ -670,11 +702,21 @@ static void exec_sldt_str(struct cpu *cpu, const struct insn *in, int sr)
 		cpu_write16(cpu, in->ea_seg, insn_ea(cpu, in), cpu->seg[sr].sel);
 }
 
+/* Long mode: the 16-byte LDT / TSS descriptor's base must be canonical. */
+static void system_base_check(struct cpu *cpu, uint16_t sel, uint64_t d, uint64_t hi)
+{
+	uint64_t base = ((d >> 16) & 0xffffff) | ((d >> 32) & 0xff000000ULL) |
+			((hi & 0xffffffffULL) << 32);
+
+	if (cpu->long_mode && !mmu_canonical(base))
+		cpu_fault(cpu, EXC_GP, sel & 0xfffc);
+}
+
 static void exec_lldt(struct cpu *cpu, const struct insn *in)
 {
 	uint16_t sel = (uint16_t)rm_read(cpu, in, 2);
 	struct cpu_seg *s = &cpu->seg[SEG_LDTR];
-	uint64_t d;
+	uint64_t d, hi = 0;
 
 	need_cpl0(cpu);
 	if (!(sel & ~3u)) {
@@ -691,9 +733,11 @@ static void exec_lldt(struct cpu *cpu, const struct insn *in)
 		cpu_fault(cpu, EXC_GP, sel & 0xfffc);
 	if (!D_P(d))
 		cpu_fault(cpu, EXC_NP, sel & 0xfffc);
-	seg_cache_from_desc(s, sel, d);
 	if (cpu->long_mode)
-		s->base |= (seg_read_desc_hi(cpu, sel, EXC_GP, 0) & 0xffffffffULL) << 32;
+		hi = seg_read_desc_hi(cpu, sel, EXC_GP, 0);
+	system_base_check(cpu, sel, d, hi);
+	seg_cache_from_desc(s, sel, d);
+	s->base |= (hi & 0xffffffffULL) << 32;
 }
 
 static void exec_ltr(struct cpu *cpu, const struct insn *in)
@@ -715,6 +759,7 @@ static void exec_ltr(struct cpu *cpu, const struct insn *in)
 		cpu_fault(cpu, EXC_NP, sel & 0xfffc);
 	if (cpu->long_mode)
 		hi = seg_read_desc_hi(cpu, sel, EXC_GP, 0);
+	system_base_check(cpu, sel, d, hi);
 	d |= 2ULL << 40; /* busy */
 	b = (uint8_t)(d >> 40);
 	cpu_write_lin(cpu, cpu->gdtr.base + (sel & ~7u) + 5, &b, 1, true);

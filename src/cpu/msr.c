@@ -60,10 +60,8 @@ int msr_read(struct cpu *cpu, uint32_t msr, uint64_t *val)
 		*val = cpu->mtrr_var[msr - 0x200];
 		return 0;
 	}
-	if (msr >= 0x400 && msr < 0x480) { /* MCi_CTL/STATUS/ADDR/MISC */
-		*val = 0;
-		return 0;
-	}
+	if (msr >= 0x400 && msr < 0x480) /* MCi_*: MCG_CAP reports no banks */
+		return -1;
 	switch (msr) {
 	case MSR_TSC:
 		*val = msr_tsc(cpu);
@@ -158,9 +156,24 @@ static int canonical_store(uint64_t *dst, uint64_t val)
 	return 0;
 }
 
+/* IA32_APIC_BASE.EXTD (x2APIC mode) is reserved unless CPUID.1:ECX offers
+ * x2APIC (bit 21): setting it is #GP. The rest is the local APIC's (env). */
+static bool apic_base_reserved(struct cpu *cpu, uint64_t val)
+{
+	uint32_t out[4] = { 0, 0, 0, 0 };
+
+	if (!(val & (1u << 10)) || !cpu->env || !cpu->env->cpuid)
+		return false;
+	cpu->env->cpuid(cpu->env_ctx, 1, 0, out);
+	return !(out[2] & (1u << 21));
+}
+
 int msr_write(struct cpu *cpu, uint32_t msr, uint64_t val)
 {
 	int i = mtrr_fixed_index(msr);
+
+	if (msr == 0x1b && apic_base_reserved(cpu, val))
+		return -1;
 
 	if (i >= 0) {
 		cpu->mtrr_fixed[i] = val;
@@ -170,8 +183,8 @@ int msr_write(struct cpu *cpu, uint32_t msr, uint64_t val)
 		cpu->mtrr_var[msr - 0x200] = val;
 		return 0;
 	}
-	if (msr >= 0x400 && msr < 0x480)
-		return 0;
+	if (msr >= 0x400 && msr < 0x480) /* MCi_*: MCG_CAP reports no banks */
+		return -1;
 	switch (msr) {
 	case MSR_TSC:
 		cpu->tsc_offset = val - msr_tsc(cpu) + cpu->tsc_offset;

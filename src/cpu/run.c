@@ -89,8 +89,16 @@ static uint64_t rip_mask(const struct cpu *cpu)
 	return cpu->code_bits == 64 ? ~0ULL : 0xffffffffULL;
 }
 
+/* SYSCALL and SYSRET (0F 05, 0F 07) take their single-step trap after the
+ * TF they load, not the one they found (exec_sys.c raises it). */
+static bool own_step_trap(const struct insn *in)
+{
+	return in->map == MAP_0F && (in->op == 0x05 || in->op == 0x07);
+}
+
 /* One instruction with an interrupt shadow or TF: the shadow ends after it,
- * TF raises the single-step #DB trap after it. */
+ * TF raises the single-step #DB trap after it, except that a MOV SS / POP SS
+ * shadow (intr_shadow 2, seg.c) holds the trap until after the next one. */
 static void run_one(struct cpu *cpu, const struct insn *in)
 {
 	bool tf = cpu->rflags & FL_TF, shadow = cpu->intr_shadow;
@@ -100,39 +108,63 @@ static void run_one(struct cpu *cpu, const struct insn *in)
 	cpu->insn_count++;
 	if (shadow)
 		cpu->intr_shadow = 0;
-	if (tf && !shadow) {
+	if (tf && cpu->intr_shadow != 2 && !own_step_trap(in)) {
 		cpu->dr[6] |= 0x4000; /* BS */
 		cpu_raise_trap(cpu, EXC_DB);
 	}
 }
 
-/* Runs up to `left` (> 0) instructions of the block. */
+/* The generation blocks that are not cached compare against: never moves. */
+static const _Atomic uint32_t never_written;
+
+/*
+ * Runs up to `left` (> 0) instructions of the block. RIP, the code page's
+ * generation and the retired count stay in locals (the handlers see
+ * cpu->rip and cpu->next_rip as insn.h says); insn_count is added once at
+ * the end (a fault's longjmp skips that: cpu_run counts from the RIP).
+ */
 static void run_block(struct cpu *cpu, const struct cpu_block *b, uint64_t left)
 {
 	const struct insn *in = b->insn, *end = in + (b->n < left ? b->n : left);
-	uint64_t mask = rip_mask(cpu);
+	const _Atomic uint32_t *genp = b->genp ? b->genp : &never_written;
+	uint32_t gen = b->genp ? b->gen : 0;
+	uint64_t mask = rip_mask(cpu), rip = cpu->rip;
 
-	if (__builtin_expect(cpu->intr_shadow || (cpu->rflags & FL_TF), 0)) {
-		run_one(cpu, in);
-		return;
-	}
 	do {
-		uint64_t next = (cpu->rip + in->len) & mask;
+		uint64_t next = (rip + in->len) & mask;
 		cpu->next_rip = next;
 		in->fn(cpu, in);
-		cpu->rip = cpu->next_rip;
-		cpu->insn_count++;
+		rip = cpu->next_rip;
+		cpu->rip = rip;
+		in++;
 		/* A taken branch, a restarted rep, or code written under us: leave. */
-		if (cpu->next_rip != next || block_stale(b))
-			return;
-	} while (++in < end);
+		if (rip != next || atomic_load_explicit(genp, memory_order_relaxed) != gen)
+			break;
+	} while (in < end);
+	cpu->insn_count += (uint64_t)(in - b->insn);
+}
+
+/* Instructions of b that retired before the one at `rip` faulted (b began at rip0). */
+static uint64_t retired_before(const struct cpu *cpu, const struct cpu_block *b, uint64_t rip0,
+			       uint64_t rip)
+{
+	uint64_t n = 0, mask = rip_mask(cpu);
+	while (n < b->n && rip0 != rip)
+		rip0 = (rip0 + b->insn[n++].len) & mask;
+	return rip0 == rip ? n : 0;
 }
 
 enum cpu_exit cpu_run(struct cpu *cpu, uint64_t budget)
 {
 	uint64_t end = cpu->insn_count + budget;
+	/* The block running and its first RIP, for the count after a fault. */
+	const struct cpu_block *volatile running = NULL;
+	volatile uint64_t running_rip = 0;
 
 	if (setjmp(cpu->fault_jmp)) {
+		if (running)
+			cpu->insn_count += retired_before(cpu, running, running_rip, cpu->rip);
+		running = NULL;
 		/* A fault (or a fault while delivering one): deliver, then go on. */
 		if (cpu->exc_vector == EXC_UNIMPLEMENTED)
 			return CPU_EXIT_ERROR;
@@ -158,6 +190,13 @@ enum cpu_exit cpu_run(struct cpu *cpu, uint64_t budget)
 			lin = (uint32_t)lin;
 		struct cpu_block *b = block_next(cpu, prev, lin);
 		prev = b->genp ? b : NULL;
+		if (__builtin_expect(cpu->intr_shadow || (cpu->rflags & FL_TF), 0)) {
+			run_one(cpu, b->insn); /* counts itself */
+			continue;
+		}
+		running = b;
+		running_rip = cpu->rip;
 		run_block(cpu, b, end - cpu->insn_count);
+		running = NULL;
 	}
 }

@@ -157,7 +157,9 @@ void seg_load(struct cpu *cpu, int sreg, uint16_t sel)
 		load_data(cpu, sreg, sel);
 	}
 	if (sreg == SEG_SS) {
-		cpu->intr_shadow = 1;
+		/* 2, not STI's 1: a MOV SS / POP SS shadow also holds debug
+		 * traps (single-step) until after the next instruction (run.c). */
+		cpu->intr_shadow = 2;
 		cpu_update_mode(cpu);
 	}
 }

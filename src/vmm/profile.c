@@ -55,6 +55,12 @@ int profile_start(struct profile *p, uint32_t vcpu_id, int signo)
 		ret = -ENOMEM;
 		goto err;
 	}
+	p->unit = "at " PROFILE_HZ_STR " Hz of vCPU thread CPU time";
+	if (!signo) { /* the caller counts samples itself */
+		p->unit = "one per fixed count of guest instructions";
+		goto started;
+	}
+	p->timed = true;
 	/* sigev_notify_thread_id: glibc 2.36 lacks the name. */
 	ev._sigev_un._tid = gettid();
 	if (timer_create(CLOCK_THREAD_CPUTIME_ID, &ev, &p->timer)) {
@@ -66,6 +72,7 @@ int profile_start(struct profile *p, uint32_t vcpu_id, int signo)
 		timer_delete(p->timer);
 		goto err;
 	}
+started:
 	clock_gettime(CLOCK_MONOTONIC, &p->start);
 	p->slice_start = p->start;
 	p->on = true;
@@ -107,7 +114,8 @@ static int by_count_desc(const void *a, const void *b)
 	return x->count < y->count ? 1 : x->count > y->count ? -1 : 0;
 }
 
-void profile_table_write(const struct profile_table *t, const char *title, FILE *f)
+void profile_table_write(const struct profile_table *t, const char *title, const char *unit,
+			 FILE *f)
 {
 	struct profile_slot *sorted = malloc(PROFILE_SLOTS * sizeof(*sorted));
 	size_t n = 0;
@@ -118,8 +126,8 @@ void profile_table_write(const struct profile_table *t, const char *title, FILE 
 		if (t->slots[i].count)
 			sorted[n++] = t->slots[i];
 	qsort(sorted, n, sizeof(*sorted), by_count_desc);
-	fprintf(f, "# %s: %llu samples at %d Hz of vCPU thread CPU time, %llu dropped\n", title,
-		(unsigned long long)t->samples, PROFILE_HZ, (unsigned long long)t->dropped);
+	fprintf(f, "# %s: %llu samples %s, %llu dropped\n", title, (unsigned long long)t->samples,
+		unit, (unsigned long long)t->dropped);
 	for (size_t i = 0; i < n; i++)
 		fprintf(f, "%llu 0x%llx\n", (unsigned long long)sorted[i].count,
 			(unsigned long long)sorted[i].rip);
@@ -132,7 +140,7 @@ static void slice_flush(struct profile *p, const struct timespec *now)
 
 	snprintf(title, sizeof(title), "slice %.0f-%.0f s", since(&p->start, &p->slice_start),
 		 since(&p->start, now));
-	profile_table_write(&p->slice, title, p->out);
+	profile_table_write(&p->slice, title, p->unit, p->out);
 	fflush(p->out);
 	table_clear(&p->slice);
 	p->slice_start = *now;
@@ -155,12 +163,13 @@ void profile_stop(struct profile *p)
 
 	if (!p->on)
 		return;
-	timer_delete(p->timer);
+	if (p->timed)
+		timer_delete(p->timer);
 	p->on = false;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	if (p->slice.samples)
 		slice_flush(p, &now);
-	profile_table_write(&p->total, "total", p->out);
+	profile_table_write(&p->total, "total", p->unit, p->out);
 	if (fclose(p->out))
 		log_warn("profile: %s", strerror(errno));
 	table_free(&p->total);

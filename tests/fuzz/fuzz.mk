@@ -1,5 +1,5 @@
 # libFuzzer targets: every tests/fuzz/fuzz_<name>.c is one fuzzer, linked
-# against the monitor's sources (src/core + src/vmm) and the virtqueue test
+# against the monitor's sources (src/core, src/cpu, src/vmm) and the virtqueue test
 # helper (tests/unit/virtq_fake.c), as a static archive so only what a
 # target uses is pulled in; built with clang, ASan and UBSan.
 #   make fuzz        builds $(BUILD)/fuzz/fuzz_<name>
@@ -32,6 +32,8 @@ FUZZ_ARGS    = -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
 # Per-target input size limit (libFuzzer's default otherwise: 4096 or the
 # largest seed): fuzz_virtq's input is a queue header plus guest RAM.
 FUZZ_MAX_LEN_fuzz_virtq := 16384
+# fuzz_cpu's input is a 4-byte header plus code run on the software CPU.
+FUZZ_MAX_LEN_fuzz_cpu := 1024
 
 .PHONY: fuzz fuzz-smoke $(FUZZ_NAMES:%=fuzz-smoke-%) $(FUZZ_NAMES:%=fuzz-run-%)
 

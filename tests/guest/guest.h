@@ -328,6 +328,12 @@ void bench_idle_run(const struct acpi_info *ai, const struct boot_info *bi);
 void guest_main(int boot, uint64_t info);
 void trap_handle(struct trap_frame *f);
 
+/* hostile.c: action=garbage|jump-unmapped|bad-idt|apic-garbage, after "guest: ok". */
+enum hostile_action { HOSTILE_GARBAGE, HOSTILE_JUMP_UNMAPPED, HOSTILE_BAD_IDT, HOSTILE_APIC_GARBAGE };
+void hostile_run(enum hostile_action a, const struct boot_info *bi, const struct acpi_info *ai);
+/* From trap_handle: true when a hostile action expected the exception (reported). */
+bool hostile_trap(struct trap_frame *f);
+
 /* entry.S */
 extern char __image_start[], __image_end[];
 extern char ap_trampoline[], ap_trampoline_end[], ap_count[];

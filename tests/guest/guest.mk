@@ -23,7 +23,7 @@ GUEST_SRCS := $(GUEST_DIR)/entry.S $(GUEST_DIR)/main.c $(GUEST_DIR)/serial.c \
 	$(GUEST_DIR)/virtio.c $(GUEST_DIR)/virtio_blk.c $(GUEST_DIR)/virtio_rng.c \
 	$(GUEST_DIR)/virtio_net.c $(GUEST_DIR)/virtio_vsock.c \
 	$(GUEST_DIR)/virtio_balloon.c $(GUEST_DIR)/bench_blk.c $(GUEST_DIR)/bench_net.c \
-	$(GUEST_DIR)/bench_cpu.c
+	$(GUEST_DIR)/bench_cpu.c $(GUEST_DIR)/hostile.c
 GUEST_OBJS := $(patsubst $(GUEST_DIR)/%,$(GUEST_OUT)/obj/%.o,$(GUEST_SRCS))
 
 .PHONY: guests guests-check

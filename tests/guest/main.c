@@ -101,6 +101,8 @@ void trap_handle(struct trap_frame *f)
 			return;
 		}
 	}
+	if (hostile_trap(f))
+		return; /* an exception a hostile action asked for */
 	if (g_trap_depth++)
 		cpu_triplefault(); /* faulted while reporting: stop loudly */
 	if (f->vector == 14)
@@ -237,14 +239,16 @@ uint64_t cmdline_num(const char *s, const char *key, uint64_t dflt)
 }
 
 enum action { ACT_POWEROFF, ACT_RESET, ACT_ECHO, ACT_TRIPLEFAULT, ACT_SPIN, ACT_FAULT, ACT_SYSCALL,
-	      ACT_BENCH_CPU, ACT_IDLE };
+	      ACT_BENCH_CPU, ACT_IDLE, ACT_GARBAGE, ACT_JUMP_UNMAPPED, ACT_BAD_IDT,
+	      ACT_APIC_GARBAGE };
 extern volatile uint16_t syscall_seen_cs;
 
 static enum action parse_action(const char *cmdline)
 {
 	static const char *const names[] = {"poweroff",	   "reset", "echo",
 					    "triplefault", "spin",  "fault", "syscall",
-					    "bench-cpu",   "idle"};
+					    "bench-cpu",   "idle",  "garbage", "jump-unmapped",
+					    "bad-idt",	   "apic-garbage"};
 	size_t len;
 	const char *v = cmdline_word(cmdline, "action=", &len);
 
@@ -366,6 +370,12 @@ void guest_main(int boot, uint64_t info)
 		break;
 	case ACT_IDLE:
 		bench_idle_run(ai, bi);
+		break;
+	case ACT_GARBAGE:
+	case ACT_JUMP_UNMAPPED:
+	case ACT_BAD_IDT:
+	case ACT_APIC_GARBAGE:
+		hostile_run((enum hostile_action)(HOSTILE_GARBAGE + (act - ACT_GARBAGE)), bi, ai);
 		break;
 	}
 	acpi_poweroff(ai);

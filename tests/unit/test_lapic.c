@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "vmm/irqchip/irqchip.h"
+#include "unit/irqchip_fake.h"
 
 #define ID 0x20
 #define VER 0x30
@@ -35,77 +36,6 @@
 #define ICR_LOGICAL (1u << 11)
 #define ICR_ASSERT (1u << 14)
 #define ICR_LEVELTRIG (1u << 15)
-
-/* A fake monitor: a clock the test sets, and counters of what it was told. */
-struct fake {
-	uint64_t now;
-	int kicks[4], inits[4], sipis[4];
-	uint8_t sipi_vec[4];
-};
-
-static void fake_kick(void *ctx, uint32_t cpu)
-{
-	struct fake *f = ctx;
-
-	if (cpu < 4)
-		f->kicks[cpu]++;
-}
-
-static void fake_init(void *ctx, uint32_t cpu)
-{
-	struct fake *f = ctx;
-
-	if (cpu < 4)
-		f->inits[cpu]++;
-}
-
-static void fake_sipi(void *ctx, uint32_t cpu, uint8_t vector)
-{
-	struct fake *f = ctx;
-
-	if (cpu < 4) {
-		f->sipis[cpu]++;
-		f->sipi_vec[cpu] = vector;
-	}
-}
-
-static uint64_t fake_now(void *ctx)
-{
-	return ((struct fake *)ctx)->now;
-}
-
-static struct irqchip *make_chip(struct fake *f, uint32_t ncpus)
-{
-	struct irqchip_host h = {
-	    .kick = fake_kick, .init = fake_init, .sipi = fake_sipi, .now_ns = fake_now, .ctx = f};
-	struct irqchip *c;
-
-	memset(f, 0, sizeof(*f));
-	cr_assert_eq(irqchip_create(&c, ncpus, &h), 0);
-	return c;
-}
-
-static uint32_t apic_rd(struct irqchip *c, uint32_t cpu, uint32_t reg)
-{
-	uint8_t d[4];
-
-	irqchip_lapic_mmio(c, cpu, reg, d, 4, false);
-	return (uint32_t)d[0] | (uint32_t)d[1] << 8 | (uint32_t)d[2] << 16 | (uint32_t)d[3] << 24;
-}
-
-static void apic_wr(struct irqchip *c, uint32_t cpu, uint32_t reg, uint32_t val)
-{
-	uint8_t d[4] = {(uint8_t)val, (uint8_t)(val >> 8), (uint8_t)(val >> 16),
-			(uint8_t)(val >> 24)};
-
-	irqchip_lapic_mmio(c, cpu, reg, d, 4, true);
-}
-
-/* Software-enables the APIC with spurious vector 0xff. */
-static void apic_enable(struct irqchip *c, uint32_t cpu)
-{
-	apic_wr(c, cpu, 0xf0, 0x1ff);
-}
 
 static bool vec_bit(struct irqchip *c, uint32_t cpu, uint32_t base, unsigned v)
 {

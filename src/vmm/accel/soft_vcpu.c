@@ -10,6 +10,7 @@
 #include "cpu/mem.h"
 #include "vmm/accel/soft.h"
 #include "vmm/irqchip/irqchip.h"
+#include "vmm/profile.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 #include "vmm/x86/cpuid.h"
@@ -317,7 +318,12 @@ void *soft_vcpu_thread(void *arg)
 	struct vcpu *v = arg;
 	struct soft_vcpu *s = v->soft;
 	struct soft_vm *sv = v->vm->soft;
+	struct profile prof;
 
+	/* EMBER_PROFILE: one sample per SOFT_BUDGET instructions retired (the
+	 * RIP where each budget ran out), rather than per unit of CPU time. */
+	if (profile_start(&prof, v->id, 0))
+		log_warn("vcpu %u: EMBER_PROFILE: cannot start sampling", v->id);
 	while (!vm_stopping(v->vm)) {
 		uint64_t next;
 		enum cpu_exit r;
@@ -331,6 +337,9 @@ void *soft_vcpu_thread(void *arg)
 		r = cpu_run(&s->cpu, SOFT_BUDGET);
 		switch (r) {
 		case CPU_EXIT_BUDGET:
+			if (prof.on)
+				profile_count(&prof, s->cpu.rip);
+			break;
 		case CPU_EXIT_INIT: /* INIT comes through init_pending */
 			break;
 		case CPU_EXIT_HLT:
@@ -339,13 +348,15 @@ void *soft_vcpu_thread(void *arg)
 			break;
 		case CPU_EXIT_SHUTDOWN:
 			crash(v, s->cpu.exit_why[0] ? s->cpu.exit_why : "triple fault");
-			return NULL;
+			goto out;
 		case CPU_EXIT_ERROR:
 		default:
 			crash(v, s->cpu.exit_why[0] ? s->cpu.exit_why : "software CPU error");
-			return NULL;
+			goto out;
 		}
 	}
+out:
+	profile_stop(&prof);
 	return NULL;
 }
 

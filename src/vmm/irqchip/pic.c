@@ -22,6 +22,9 @@ void pic_init(struct pic *p)
 	p->chip[0].master = true;
 	p->chip[0].elcr_mask = 0xf8; /* IRQ 0-2 are edge only */
 	p->chip[1].elcr_mask = 0xde; /* IRQ 8 and 13 are edge only */
+	/* Vector bases as a PC BIOS leaves them (real-mode guests rely on it). */
+	p->chip[0].irq_base = 0x08;
+	p->chip[1].irq_base = 0x70;
 }
 
 /* Priority (0 highest) of the best request in mask, 8 if none. */

@@ -39,7 +39,7 @@ struct kvm_cpuid2 *cpuid_for_vcpu(const struct kvm_cpuid2 *base, uint32_t apic_i
 /* Leaf 7 EBX: SMEP 7, FCS/FDS saved as 0 13, SMAP 20 (src/cpu checks CPUID before
  * accepting CR4.SMEP/SMAP/OSXSAVE). */
 #define SOFT_CPUID_7_EBX ((1u << 7) | (1u << 13) | (1u << 20))
-#define SOFT_CPUID_7_ECX 0u
+#define SOFT_CPUID_7_ECX (1u << 2) /* UMIP */
 #define SOFT_CPUID_7_EDX 0u
 /* 0x80000001 ECX: LAHF/SAHF in 64-bit mode; EDX: SYSCALL, NX, RDTSCP, LM. */
 /* Leaf 0xD (XSAVE): XCR0 may enable x87 | SSE; the area is the 512-byte legacy

@@ -116,7 +116,7 @@ static void fx_cpuid(void *ctx, uint32_t leaf, uint32_t sub, uint32_t out[4])
 		out[0] = 0x806c1;
 		out[2] = (1u << 17) | (1u << 26); /* PCID, XSAVE */
 	} else if (leaf == 7) {
-		out[1] = (1u << 0) | (1u << 7) | (1u << 20); /* FSGSBASE, SMEP, SMAP */
+		out[1] = (1u << 0) | (1u << 7) | (1u << 10) | (1u << 20); /* FSGSBASE, SMEP, INVPCID, SMAP */
 		out[2] = 1u << 2;			    /* UMIP */
 	} else if (leaf == 0xd) {
 		out[0] = 7;

@@ -378,6 +378,11 @@ Test(alu, bcd_and_misc_32)
 	cr_assert_eq(EXEC(F, 0x37), -1);
 	cr_assert_eq(c->gpr[R_RAX] & 0xffff, 0x0104);
 	cr_assert(flag_cf(c));
+	/* aas with AH = 0: AX - 6, then AH wraps to 0xff (found by fuzz_cpu) */
+	c->gpr[R_RAX] = 0x0c;
+	cr_assert_eq(EXEC(F, 0x3f), -1);
+	cr_assert_eq(c->gpr[R_RAX] & 0xffff, 0xff06);
+	cr_assert(flag_cf(c));
 	/* aam / aad */
 	c->gpr[R_RAX] = 47;
 	cr_assert_eq(EXEC(F, 0xd4, 0x0a), -1);

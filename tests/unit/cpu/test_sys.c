@@ -187,7 +187,7 @@ Test(sys, mov_sreg_pop_ss_shadow_and_push_pop_fs)
 	cr_assert_eq(c->seg[SEG_GS].sel, SEL_DATA);
 	cr_assert_eq(c->gpr[R_RSP], 0x9000);
 	cr_assert_eq(fx_step(), -1);
-	cr_assert_eq(c->intr_shadow, 1);
+	cr_assert_eq(c->intr_shadow, 2); /* MOV SS: interrupts and debug traps held */
 }
 
 Test(sys, port_io_iopl_and_bitmap)
@@ -274,6 +274,24 @@ Test(sys, rep_insb_outsw)
 	cr_assert_eq(c->gpr[R_RSI], 0x8004);
 }
 
+/* A huge rep outsb gives control back after a chunk, RIP on the instruction
+ * (found by fuzz_cpu: ECX = -1 kept the vCPU thread in cpu_run for good). */
+Test(sys, long_rep_outs_stops_after_a_chunk)
+{
+	struct cpu *c = g_fx->cpu;
+	static const uint8_t code[] = { 0xf3, 0x6e }; /* rep outsb */
+
+	fx_prot32();
+	c->gpr[R_RDX] = 0x80;
+	c->gpr[R_RSI] = 0x8000;
+	c->gpr[R_RCX] = 0xffffffff;
+	cr_assert_eq(run_code(code, sizeof(code), 1), -1);
+	cr_assert_eq(c->rip, CODE, "rip 0x%llx", (unsigned long long)c->rip);
+	cr_assert_gt(g_fx->nout, 0);
+	cr_assert_lt(g_fx->nout, 100000);
+	cr_assert_eq(c->gpr[R_RCX], 0xffffffffull - g_fx->nout);
+}
+
 Test(sys, msrs)
 {
 	struct cpu *c = g_fx->cpu;
@@ -292,8 +310,7 @@ Test(sys, msrs)
 	cr_assert_eq(msr_read(c, 0x1b, &v), 0);
 	cr_assert_eq(v, 0xfee00900);
 	cr_assert_eq(msr_read(c, 0x12345, &v), -1);
-	cr_assert_eq(msr_read(c, 0x401, &v), 0);
-	cr_assert_eq(v, 0);
+	cr_assert_eq(msr_read(c, 0x401, &v), -1); /* no MC banks */
 	cr_assert_eq(msr_write(c, MSR_TSC, 5000), 0);
 	cr_assert_eq(msr_read(c, MSR_TSC, &v), 0);
 	cr_assert_eq(v, 5000);
@@ -693,10 +710,10 @@ Test(sys, descriptor_table_instructions_64)
 	fx_long_mode();
 	fx_w16(0x8010, 0x123);
 	fx_w64(0x8012, 0xffff888000001000ULL);
-	/* A 16-byte LDT descriptor at 0x58 (base 0x12345678_9abcdef0, limit 0xff). */
+	/* A 16-byte LDT descriptor at 0x58 (base 0x00001234_9abcdef0, limit 0xff). */
 	ldt = fx_desc(0x9abcdef0, 0xff, 0x82, 0);
 	fx_w64(FX_GDT + 0x58, ldt);
-	fx_w64(FX_GDT + 0x60, 0x12345678);
+	fx_w64(FX_GDT + 0x60, 0x1234);
 	c->gdtr.limit = 0x67;
 	c->gpr[R_RAX] = 0x58;
 	cr_assert_eq(run_code(code, sizeof(code), 3), -1);
@@ -704,7 +721,7 @@ Test(sys, descriptor_table_instructions_64)
 	cr_assert_eq(fx_r64(0x8002), FX_GDT);
 	cr_assert_eq(c->idtr.limit, 0x123);
 	cr_assert_eq(c->idtr.base, 0xffff888000001000ULL);
-	cr_assert_eq(c->seg[SEG_LDTR].base, 0x123456789abcdef0ULL);
+	cr_assert_eq(c->seg[SEG_LDTR].base, 0x12349abcdef0ULL);
 	cr_assert_eq(c->seg[SEG_LDTR].limit, 0xff);
 	/* lidt at CPL 3: #GP(0); the IDT is back at FX_IDT for the delivery. */
 	c->idtr.base = FX_IDT;
@@ -836,4 +853,193 @@ Test(sys, syscall_sysret_single_step_uses_new_tf)
 	cr_assert_eq(fx_step(), -1);
 	cr_assert_eq(c->rip, 0x20000);
 	cr_assert_eq(cpu_get_rflags(c) & FL_TF, 0);
+}
+
+/* DR7.GD: the next MOV DR is a fault-like #DB with DR6.BD, and GD clears so
+ * the handler can use the debug registers (kvm-unit-tests debug). */
+Test(sys, dr7_general_detect)
+{
+	struct cpu *c = g_fx->cpu;
+	static const uint8_t code[] = {
+		0x0f, 0x23, 0xf8, /* mov dr7, rax */
+		0x0f, 0x23, 0xc3, /* mov dr0, rbx */
+	};
+
+	fx_long_mode();
+	fx_gate64(EXC_DB, SEL_CODE64, 0x30000, 0xe, 0, 0);
+	c->gpr[R_RSP] = 0x9000;
+	c->gpr[R_RAX] = 0x2000;
+	c->gpr[R_RBX] = 0x1234;
+	cr_assert_eq(run_code(code, sizeof(code), 1), -1);
+	cr_assert_eq(c->dr[7], 0x2400);
+	cr_assert_eq(fx_step(), EXC_DB);
+	cr_assert_eq(c->rip, 0x30000);
+	cr_assert_eq(fx_r64(c->gpr[R_RSP]), CODE + 3, "fault: RIP of the MOV DR");
+	cr_assert_eq(c->dr[0], 0);
+	cr_assert_eq(c->dr[6] & 0x2000, 0x2000, "DR6.BD");
+	cr_assert_eq(c->dr[7], 0x400);
+	c->rip = CODE + 3;
+	cr_assert_eq(fx_step(), -1);
+	cr_assert_eq(c->dr[0], 0x1234);
+}
+
+/* MCG_CAP reports no machine-check banks, so the MCi_CTL/STATUS/ADDR/MISC
+ * MSRs (0x400-0x47f) do not exist: RDMSR and WRMSR #GP (kvm-unit-tests msr). */
+Test(sys, mce_bank_msrs_absent)
+{
+	struct cpu *c = g_fx->cpu;
+	uint64_t v = 1;
+
+	cr_assert_eq(msr_read(c, 0x179, &v), 0);
+	cr_assert_eq(v & 0xff, 0, "no banks");
+	for (uint32_t m = 0x400; m < 0x480; m++) {
+		cr_assert_neq(msr_read(c, m, &v), 0, "rdmsr %#x", m);
+		cr_assert_neq(msr_write(c, m, 0), 0, "wrmsr %#x", m);
+	}
+}
+
+/* Long mode: LTR / LLDT of a descriptor whose 64-bit base is not canonical
+ * is #GP(selector), and nothing is loaded (kvm-unit-tests la57). */
+Test(sys, ltr_lldt_noncanonical_base)
+{
+	struct cpu *c = g_fx->cpu;
+	static const uint8_t code[] = {
+		0x0f, 0x00, 0xd8, /* ltr ax */
+		0x0f, 0x00, 0xd0, /* lldt ax */
+	};
+
+	fx_long_mode();
+	fx_gate64(EXC_GP, SEL_CODE64, 0x30000, 0xe, 0, 0);
+	c->gpr[R_RSP] = 0x9000;
+	c->seg[SEG_TR].sel = 0;
+	fx_w64(FX_GDT + 0x38, 0xaaaaaaaa); /* TSS base 0xaaaaaaaa00003000 */
+	c->gpr[R_RAX] = SEL_TSS;
+	cr_assert_eq(run_code(code, sizeof(code), 1), EXC_GP);
+	cr_assert_eq(fx_r64(c->gpr[R_RSP]), SEL_TSS, "error code");
+	cr_assert_eq(c->seg[SEG_TR].sel, 0);
+	cr_assert_eq((fx_r64(FX_GDT + SEL_TSS) >> 40) & 0xf, 0x9, "not marked busy");
+	/* Canonical upper half: loads. */
+	fx_w64(FX_GDT + 0x38, 0xffffffff); /* 0xffffffff00003000 */
+	c->gpr[R_RSP] = 0x9000;
+	cr_assert_eq(run_code(code, 3, 1), -1);
+	cr_assert_eq(c->seg[SEG_TR].base, 0xffffffff00003000ULL);
+	/* An LDT descriptor (GDT 0x48, 16 bytes) with a non-canonical base. */
+	fx_w64(FX_GDT + 0x48, fx_desc(0x5000, 0xfff, 0x82, 0));
+	fx_w64(FX_GDT + 0x50, 0x8000);
+	c->gpr[R_RAX] = 0x48;
+	c->rip = CODE + 3;
+	cr_assert_eq(fx_step(), EXC_GP);
+	cr_assert_eq(fx_r64(c->gpr[R_RSP]), 0x48);
+	fx_w64(FX_GDT + 0x50, 0);
+	c->gpr[R_RSP] = 0x9000;
+	c->rip = CODE + 3;
+	cr_assert_eq(fx_step(), -1);
+	cr_assert_eq(c->seg[SEG_LDTR].base, 0x5000);
+}
+
+/* INVPCID is #UD unless CPUID.(7,0):EBX.INVPCID offers it (kvm-unit-tests pcid). */
+Test(sys, invpcid_needs_cpuid)
+{
+	struct cpu *c = g_fx->cpu;
+	static const uint8_t code[] = { 0x66, 0x0f, 0x38, 0x82, 0x03 }; /* invpcid rax, [rbx] */
+
+	fx_long_mode();
+	fx_gate64(EXC_UD, SEL_CODE64, 0x30000, 0xe, 0, 0);
+	c->gpr[R_RSP] = 0x9000;
+	c->gpr[R_RAX] = 2; /* all contexts, with globals */
+	c->gpr[R_RBX] = 0x8000;
+	cr_assert_eq(run_code(code, sizeof(code), 1), -1);
+	g_fx->env.cpuid = bare_cpuid;
+	cr_assert_eq(run_code(code, sizeof(code), 1), EXC_UD);
+}
+
+static uint64_t apic_base_val;
+
+static void apic_cpuid(void *ctx, uint32_t leaf, uint32_t sub, uint32_t out[4])
+{
+	fx_cpuid(ctx, leaf, sub, out);
+	if (leaf == 1)
+		out[3] |= 1u << 9;
+}
+
+static int apic_rdmsr(void *ctx, uint32_t msr, uint64_t *v)
+{
+	(void)ctx;
+	if (msr != 0x1b)
+		return -1;
+	*v = apic_base_val;
+	return 0;
+}
+
+/* CPUID.1:EDX.APIC follows IA32_APIC_BASE.EN (kvm-unit-tests apic/x2apic). */
+Test(sys, cpuid_apic_bit_follows_apic_base_enable)
+{
+	struct cpu *c = g_fx->cpu;
+	static const uint8_t code[] = { 0x0f, 0xa2 }; /* cpuid */
+
+	fx_long_mode();
+	g_fx->env.cpuid = apic_cpuid;
+	g_fx->env.rdmsr = apic_rdmsr;
+	apic_base_val = 0xfee00900;
+	c->gpr[R_RAX] = 1;
+	cr_assert_eq(run_code(code, sizeof(code), 1), -1);
+	cr_assert_eq(c->gpr[R_RDX] & (1u << 9), 1u << 9);
+	apic_base_val = 0xfee00100; /* EN clear */
+	c->gpr[R_RAX] = 1;
+	cr_assert_eq(run_code(code, sizeof(code), 1), -1);
+	cr_assert_eq(c->gpr[R_RDX] & (1u << 9), 0);
+}
+
+/* Without x2APIC in CPUID, IA32_APIC_BASE.EXTD is reserved: WRMSR #GP
+ * (kvm-unit-tests apic "enable unsupported x2apic"). */
+Test(sys, apic_base_extd_needs_x2apic)
+{
+	struct cpu *c = g_fx->cpu;
+
+	cr_assert_neq(msr_write(c, 0x1b, 0xfee00000ULL | (1u << 11) | (1u << 10)), 0);
+	cr_assert_eq(msr_write(c, 0x1b, 0xfee00000ULL | (1u << 11)), 0);
+}
+
+/* DAS: CF also takes the borrow of AL - 6 (kvm-unit-tests realmode "DAS"):
+ * AL = 0 with AF set gives AL = 0xfa, CF = AF = SF = PF = 1. */
+Test(sys, das_borrow_sets_cf)
+{
+	struct cpu *c = g_fx->cpu;
+	static const uint8_t code[] = { 0x2f }; /* das */
+
+	fx_prot32();
+	c->gpr[R_RAX] = 0;
+	cpu_set_rflags(c, FL_AF | 2);
+	cr_assert_eq(run_code(code, sizeof(code), 1), -1);
+	cr_assert_eq(c->gpr[R_RAX] & 0xff, 0xfa);
+	cr_assert_eq(cpu_get_rflags(c) & 0xff, 0x97);
+	/* AL = 0x06, AF: AL - 6 = 0, no borrow, CF stays clear. */
+	c->gpr[R_RAX] = 6;
+	cpu_set_rflags(c, FL_AF | 2);
+	cr_assert_eq(run_code(code, sizeof(code), 1), -1);
+	cr_assert_eq(c->gpr[R_RAX] & 0xff, 0);
+	cr_assert_eq(cpu_get_rflags(c) & 0xff, 0x56);
+}
+
+/* A near branch to a non-canonical address faults on the branch (RIP of
+ * the JMP / CALL, nothing pushed), not on the fetch (kvm-unit-tests emulator). */
+Test(sys, branch_to_noncanonical_faults_at_branch)
+{
+	struct cpu *c = g_fx->cpu;
+	static const uint8_t code[] = {
+		0xff, 0xe0, /* jmp rax */
+		0xff, 0xd0, /* call rax */
+	};
+
+	fx_long_mode();
+	fx_gate64(EXC_GP, SEL_CODE64, 0x30000, 0xe, 0, 0);
+	c->gpr[R_RSP] = 0x9000;
+	c->gpr[R_RAX] = 0xaaaaaaaaaaaaaaaaULL;
+	cr_assert_eq(run_code(code, sizeof(code), 1), EXC_GP);
+	cr_assert_eq(fx_r64(c->gpr[R_RSP] + 8), CODE, "RIP of the jmp");
+	c->gpr[R_RSP] = 0x9000;
+	c->rip = CODE + 2;
+	cr_assert_eq(fx_step(), EXC_GP);
+	cr_assert_eq(fx_r64(c->gpr[R_RSP] + 8), CODE + 2, "RIP of the call");
+	cr_assert_eq(c->gpr[R_RSP], 0x9000 - 48, "no return address pushed");
 }

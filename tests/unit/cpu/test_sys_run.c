@@ -148,3 +148,94 @@ Test(sysrun, user_mode_syscall_loop)
 	cr_assert_eq(c->cpl, 0);
 	cr_assert_eq(c->seg[SEG_GS].base, 0xffff888000000000ULL);
 }
+
+/*
+ * kvm-unit-tests syscall "TF handling", through the run loop: a SYSCALL
+ * executed with TF set, whose FMASK clears TF, is not single-stepped in the
+ * kernel; a SYSRET whose R11 sets TF traps right after it, in user mode.
+ * The #DB handler records the CS it interrupted and clears TF.
+ */
+Test(sysrun, syscall_sysret_single_step)
+{
+	struct cpu *c = g_fx->cpu;
+	static const uint8_t user[] = { 0x0f, 0x05, 0x0f, 0x05 }; /* syscall; syscall */
+	static const uint8_t kern[] = {
+		0x48, 0x85, 0xed,		    /* test rbp, rbp */
+		0x75, 0x09,			    /* jnz out */
+		0x41, 0xbb, 0x02, 0x03, 0x00, 0x00, /* mov r11d, IF|TF|2 */
+		0x48, 0x0f, 0x07,		    /* sysretq */
+		0xf4,				    /* out: hlt */
+	};
+	static const uint8_t db[] = {
+		0x48, 0x8b, 0x6c, 0x24, 0x08,		  /* mov rbp, [rsp + 8] (CS) */
+		0x81, 0x64, 0x24, 0x10, 0xff, 0xfe, 0xff, 0xff, /* and dword [rsp + 16], ~TF */
+		0x48, 0xcf,				  /* iretq */
+	};
+	enum cpu_exit e;
+
+	fx_long_mode();
+	fx_map64(0x400000, 0x400000, PTE_P | PTE_U);
+	fx_code(0x400000, user, sizeof(user));
+	fx_code(0x20000, kern, sizeof(kern));
+	fx_code(0x30000, db, sizeof(db));
+	fx_gate64(EXC_DB, SEL_CODE64, 0x30000, 0xe, 0, 0);
+	fx_w64(FX_TSS + 4, 0x9000);
+	c->star = (0x10ULL << 48) | (0x08ULL << 32);
+	c->lstar = 0x20000;
+	c->fmask = FL_IF | FL_TF;
+	fx_seg(SEG_CS, SEL_UCODE64);
+	fx_seg(SEG_SS, SEL_UDATA);
+	cpu_update_mode(c);
+	cpu_set_rflags(c, FL_TF | 2);
+	c->gpr[R_RBP] = 0;
+	c->rip = 0x400000;
+	e = cpu_run(c, 1000);
+	cr_assert_eq(e, CPU_EXIT_HLT, "%d %s", e, c->exit_why);
+	cr_assert_eq(c->gpr[R_RBP], SEL_UCODE64, "#DB interrupted CS %#llx",
+		     (unsigned long long)c->gpr[R_RBP]);
+	cr_assert_eq(c->rip, 0x20000 + sizeof(kern));
+}
+
+/*
+ * MOV SS holds the single-step trap until after the next instruction
+ * (kvm-unit-tests debug "Single-step #DB w/ MOVSS blocking"): with TF set,
+ * "mov ss, ax; nop; nop" traps after each nop only. The #DB handler logs
+ * the RIP it returns to at [0x8000 + 8 * n].
+ */
+Test(sysrun, mov_ss_holds_single_step)
+{
+	struct cpu *c = g_fx->cpu;
+	static const uint8_t code[] = {
+		0x8e, 0xd0, /* mov ss, ax */
+		0x90,	    /* nop */
+		0x90,	    /* nop */
+		0xfa,	    /* cli: TF cleared by the handler after 2 traps */
+		0xf4,	    /* hlt */
+	};
+	static const uint8_t db[] = {
+		0x48, 0x8b, 0x04, 0x24,			  /* mov rax, [rsp] */
+		0x48, 0x89, 0x04, 0xdd, 0x00, 0x80, 0x00, 0x00, /* mov [rbx*8 + 0x8000], rax */
+		0x48, 0xff, 0xc3,			  /* inc rbx */
+		0x48, 0x83, 0xfb, 0x02,			  /* cmp rbx, 2 */
+		0x75, 0x08,				  /* jne 1f */
+		0x81, 0x64, 0x24, 0x10, 0xff, 0xfe, 0xff, 0xff, /* and dword [rsp + 16], ~TF */
+		0x66, 0xb8, 0x10, 0x00,			  /* 1: mov ax, SEL_DATA */
+		0x48, 0xcf,				  /* iretq */
+	};
+	enum cpu_exit e;
+
+	fx_long_mode();
+	fx_code(0x10000, code, sizeof(code));
+	fx_code(0x30000, db, sizeof(db));
+	fx_gate64(EXC_DB, SEL_CODE64, 0x30000, 0xe, 0, 0);
+	c->gpr[R_RSP] = 0x9000;
+	c->gpr[R_RAX] = SEL_DATA;
+	c->gpr[R_RBX] = 0;
+	cpu_set_rflags(c, FL_TF | 2);
+	c->rip = 0x10000;
+	e = cpu_run(c, 1000);
+	cr_assert_eq(e, CPU_EXIT_HLT, "%d %s", e, c->exit_why);
+	cr_assert_eq(c->gpr[R_RBX], 2);
+	cr_assert_eq(fx_r64(0x8000), 0x10003, "first trap after the first nop");
+	cr_assert_eq(fx_r64(0x8008), 0x10004);
+}
