@@ -117,6 +117,15 @@ Test(cli, missing_kvm_device_is_one_clear_line)
 	unsetenv("EMBER_KVM_DEV");
 }
 
+Test(cli, bad_ember_accel_variable)
+{
+	const char *argv[] = {"ember", "run", "--kernel", pvh_guest(), NULL};
+
+	setenv("EMBER_ACCEL", "fast", 1);
+	expect_one_line_error(argv, "EMBER_ACCEL: 'fast' is not one of auto, kvm, soft");
+	unsetenv("EMBER_ACCEL");
+}
+
 Test(cli, unknown_accelerator)
 {
 	const char *argv[] = {"ember", "run", "--accel", "tcg", "--kernel", pvh_guest(), NULL};

@@ -14,12 +14,17 @@
 #include "vmm/x86/cpuid.h"
 #include "vmm/x86/gsi.h"
 
-uint64_t soft_now_ns(const struct soft_vm *s)
+static uint64_t monotonic_ns(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec - s->t0_ns;
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t soft_now_ns(const struct soft_vm *s)
+{
+	return monotonic_ns() - s->t0_ns;
 }
 
 static void soft_dma_written(void *ctx, uint64_t gpa, uint64_t len)
@@ -36,8 +41,7 @@ static int soft_vm_init(struct vm *vm, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	s->vm = vm;
-	s->t0_ns = 0;
-	s->t0_ns = soft_now_ns(s);
+	s->t0_ns = monotonic_ns();
 	s->code_map = cpu_code_map_new(&vm->mem);
 	s->cpuid = cpuid_soft_model();
 	if (!s->code_map || !s->cpuid) {
@@ -125,42 +129,48 @@ static const struct kvm_irq_ops soft_irq_ops = {
 	.set_irq = soft_set_irq,
 };
 
+/* The irqchip names vCPUs by index: the vCPU, or NULL if it has no soft state. */
+static struct vcpu *soft_vcpu_at(struct vm *vm, uint32_t cpu)
+{
+	return cpu < vm->ncpus && vm->vcpus[cpu].soft ? &vm->vcpus[cpu] : NULL;
+}
+
 void soft_host_kick(void *opaque, uint32_t cpu)
 {
-	struct vm *vm = opaque;
+	struct vcpu *v = soft_vcpu_at(opaque, cpu);
 
-	if (cpu < vm->ncpus && vm->vcpus[cpu].soft)
-		soft_vcpu_wake(&vm->vcpus[cpu], CPU_EV_INTR);
+	if (v)
+		soft_vcpu_wake(v, CPU_EV_INTR);
 }
 
 void soft_host_init(void *opaque, uint32_t cpu)
 {
-	struct vm *vm = opaque;
+	struct vcpu *v = soft_vcpu_at(opaque, cpu);
 
-	if (cpu >= vm->ncpus || !vm->vcpus[cpu].soft)
+	if (!v)
 		return;
 	/* The vCPU's own thread resets it (take_init_sipi): only make it stop. */
-	atomic_store(&vm->vcpus[cpu].soft->sipi_vector, -1); /* a SIPI counts only after INIT */
-	atomic_store(&vm->vcpus[cpu].soft->init_pending, true);
-	soft_vcpu_wake(&vm->vcpus[cpu], CPU_EV_EXIT);
+	atomic_store(&v->soft->sipi_vector, -1); /* a SIPI counts only after INIT */
+	atomic_store(&v->soft->init_pending, true);
+	soft_vcpu_wake(v, CPU_EV_EXIT);
 }
 
 void soft_host_sipi(void *opaque, uint32_t cpu, uint8_t vector)
 {
-	struct vm *vm = opaque;
+	struct vcpu *v = soft_vcpu_at(opaque, cpu);
 
-	if (cpu >= vm->ncpus || !vm->vcpus[cpu].soft)
+	if (!v)
 		return;
-	atomic_store(&vm->vcpus[cpu].soft->sipi_vector, vector);
-	soft_vcpu_wake(&vm->vcpus[cpu], CPU_EV_EXIT);
+	atomic_store(&v->soft->sipi_vector, vector);
+	soft_vcpu_wake(v, CPU_EV_EXIT);
 }
 
 void soft_host_nmi(void *opaque, uint32_t cpu)
 {
-	struct vm *vm = opaque;
+	struct vcpu *v = soft_vcpu_at(opaque, cpu);
 
-	if (cpu < vm->ncpus && vm->vcpus[cpu].soft)
-		soft_vcpu_wake(&vm->vcpus[cpu], CPU_EV_NMI);
+	if (v)
+		soft_vcpu_wake(v, CPU_EV_NMI);
 }
 
 const struct accel_ops accel_soft_ops = {

@@ -347,7 +347,8 @@ bool irqchip_has_intr(struct irqchip *c, uint32_t cpu)
 	return r;
 }
 
-bool irqchip_nmi_pending(struct irqchip *c, uint32_t cpu)
+/* The vCPU's pending NMI; consume clears it. */
+static bool nmi_check(struct irqchip *c, uint32_t cpu, bool consume)
 {
 	struct deferred d;
 	bool r;
@@ -356,22 +357,20 @@ bool irqchip_nmi_pending(struct irqchip *c, uint32_t cpu)
 		return false;
 	lock(c, &d);
 	r = c->lapics[cpu].nmi;
-	c->lapics[cpu].nmi = false;
+	if (consume)
+		c->lapics[cpu].nmi = false;
 	unlock(c);
 	return r;
 }
 
+bool irqchip_nmi_pending(struct irqchip *c, uint32_t cpu)
+{
+	return nmi_check(c, cpu, true);
+}
+
 bool irqchip_nmi_peek(struct irqchip *c, uint32_t cpu)
 {
-	struct deferred d;
-	bool r;
-
-	if (cpu >= c->ncpus)
-		return false;
-	lock(c, &d);
-	r = c->lapics[cpu].nmi;
-	unlock(c);
-	return r;
+	return nmi_check(c, cpu, false);
 }
 
 void irqchip_lapic_mmio(struct irqchip *c, uint32_t cpu, uint64_t offset, uint8_t *data,
